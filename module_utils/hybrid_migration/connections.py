@@ -34,6 +34,7 @@ def open_neo4j(settings: Neo4jSettings) -> "neo4j.Driver":
         auth=(settings.user, settings.password),
         connection_timeout=settings.connect_timeout,
         max_transaction_retry_time=settings.connect_timeout,
+        notifications_min_severity="OFF",
     )
     try:
         driver.verify_connectivity()
