@@ -65,6 +65,10 @@ options:
     description: Seconds to wait after O(stop_signal) before SIGKILL.
     type: float
     default: 10
+  restart:
+    description: With O(state=started), stop a running server first (its configuration changed).
+    type: bool
+    default: false
   ready_timeout:
     description: Seconds to wait for the probe to pass after a start.
     type: float
@@ -123,7 +127,7 @@ pid:
   type: int
   sample: 4242
 action:
-  description: What was (or in check mode would be) done, C(start), C(stop) or C(none).
+  description: What was (or in check mode would be) done, C(start), C(restart), C(stop) or C(none).
   returned: always
   type: str
   sample: start
@@ -132,6 +136,10 @@ health:
   returned: when the server runs
   type: str
   sample: Neo4j 5.26.19
+was_running:
+  description: Whether the server ran before the task.
+  returned: always
+  type: bool
 running:
   description: Whether the recorded process is alive (C(status) only).
   returned: with O(state=status)
@@ -178,6 +186,7 @@ def argument_spec() -> dict:
             "stop_signal": {"type": "str", "choices": list(STOP_SIGNALS), "default": "TERM"},
             "stop_grace_seconds": {"type": "float", "default": 10.0},
             "ready_timeout": {"type": "float", "default": 120.0},
+            "restart": {"type": "bool", "default": False},
             "probe": {
                 "type": "dict",
                 "required": True,
@@ -233,7 +242,9 @@ def main() -> None:
     )
     try:
         if params["state"] == "started":
-            result = sandbox.ensure_started(spec, build_probe(params), params["ready_timeout"], module.check_mode)
+            result = sandbox.ensure_started(
+                spec, build_probe(params), params["ready_timeout"], module.check_mode, restart=params["restart"]
+            )
         elif params["state"] == "stopped":
             result = sandbox.ensure_stopped(spec, module.check_mode)
         else:
@@ -241,7 +252,7 @@ def main() -> None:
     except MigrationError as error:
         module.fail_json(msg=str(error))
     before = "running" if result["was_running"] else "stopped"
-    after = {"start": "running", "stop": "stopped"}.get(result["action"], before)
+    after = {"start": "running", "restart": "running (restarted)", "stop": "stopped"}.get(result["action"], before)
     module.exit_json(diff={"before": f"{spec.name}: {before}\n", "after": f"{spec.name}: {after}\n"}, **result)
 
 

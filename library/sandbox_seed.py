@@ -76,6 +76,12 @@ options:
     description: Empty both stores (every Neo4j node, every Redis key under the prefix) first.
     type: bool
     default: false
+  replace_other_data:
+    description:
+      - Empty a store that holds anything but this seed instead of failing. A store that already
+        holds this seed is left alone, unlike O(reset).
+    type: bool
+    default: false
   manifest_file:
     description: JSON file that receives the fingerprint, counts, tricky ids and bad records.
     type: path
@@ -166,6 +172,7 @@ def argument_spec() -> dict:
             "similarity_function": {"type": "str", "choices": ["cosine", "euclidean"], "default": "cosine"},
             "bad_records": {"type": "bool", "default": False},
             "reset": {"type": "bool", "default": False},
+            "replace_other_data": {"type": "bool", "default": False},
             "manifest_file": {"type": "path"},
         }
     )
@@ -208,6 +215,7 @@ def main() -> None:
                 plan,
                 reset=params["reset"],
                 check_mode=module.check_mode,
+                replace_other_data=params["replace_other_data"],
             )
         finally:
             driver.close()

@@ -73,9 +73,7 @@ def open_milvus(settings: MilvusSettings) -> "MilvusClient":
 
     token = settings.token or (f"{settings.user}:{settings.password}" if settings.user else "")
     try:
-        client = MilvusClient(
-            uri=settings.uri, token=token, db_name=settings.db_name, timeout=settings.timeout
-        )
+        client = MilvusClient(uri=settings.uri, token=token, db_name=settings.db_name, timeout=settings.timeout)
         client.get_server_version()
     except MilvusException as error:
         text = str(error)

@@ -18,6 +18,6 @@ def human_duration(seconds: float) -> str:
     total = float(seconds)
     if total < 60:
         return f"{total:.1f}s"
-    minutes, secs = divmod(int(round(total)), 60)
+    minutes, secs = divmod(round(total), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -83,7 +84,9 @@ class PreflightReport:
 
     def summary_lines(self) -> list[str]:
         """A table an operator reads at a glance."""
-        counts = {status: sum(1 for c in self.checks if c.status == status) for status in (PASSED, WARNING, FAILED, SKIPPED)}
+        counts = {
+            status: sum(1 for c in self.checks if c.status == status) for status in (PASSED, WARNING, FAILED, SKIPPED)
+        }
         head = "PREFLIGHT {} - {}".format(
             "PASSED" if self.passed else "FAILED",
             ", ".join(f"{n} {status}" for status, n in counts.items() if n),
@@ -138,9 +141,7 @@ def judge_dimensions(
     described = describe_dimensions(dimensions)
     if odd == 0:
         return PASSED, f"all {total} embeddings are {dominant}-d", dominant
-    sentence = (
-        f"mixed embedding dimensions: {described}; {odd} of {total} ({share:.2%}) are not {dominant}-d"
-    )
+    sentence = f"mixed embedding dimensions: {described}; {odd} of {total} ({share:.2%}) are not {dominant}-d"
     if share > max_mixed_ratio:
         return FAILED, f"{sentence}, above the {max_mixed_ratio:.2%} allowed (max_mixed_dimension_ratio)", dominant
     return WARNING, f"{sentence}; the copy will reject them", dominant
@@ -252,7 +253,9 @@ class Preflight:
         if total == 0:
             return Check("embeddings", FAILED, f"no nodes with {where.split(',')[0]}", facts)
         if numeric == 0:
-            return Check("embeddings", FAILED, f"no embeddings under {where} ({total} nodes, none with a numeric list)", facts)
+            return Check(
+                "embeddings", FAILED, f"no embeddings under {where} ({total} nodes, none with a numeric list)", facts
+            )
         status, sentence, dimension = judge_dimensions(
             dimensions, self.options.dimension, self.options.max_mixed_dimension_ratio
         )
@@ -306,7 +309,9 @@ class Preflight:
                 facts,
             )
         if metric is None and not explicit:
-            return Check("vector_index", FAILED, f"unknown similarity function {function!r} and no explicit metric", facts)
+            return Check(
+                "vector_index", FAILED, f"unknown similarity function {function!r} and no explicit metric", facts
+            )
         known = self.facts.get("dimension")
         if dimension is not None and known is not None and int(dimension) != int(known):
             return Check(
@@ -379,7 +384,9 @@ class Preflight:
         if key_type not in ("set", "none"):
             return Check("redis", FAILED, f"{where}: {agents_key} is a {key_type}, expected a set", facts)
         if agents == 0:
-            return Check("redis", WARNING, f"{where}: no agents under {agents_key}; the AgentDB phase has nothing to copy", facts)
+            return Check(
+                "redis", WARNING, f"{where}: no agents under {agents_key}; the AgentDB phase has nothing to copy", facts
+            )
         return Check("redis", PASSED, f"{where}: {agents} agents under {agents_key}", facts)
 
     def check_disk(self) -> Check:

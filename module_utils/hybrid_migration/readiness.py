@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
-from .errors import MigrationError
 from .connections import open_milvus, open_neo4j, open_redis
+from .errors import MigrationError
 from .settings import MilvusSettings, Neo4jSettings, RedisSettings
 
 Probe = Callable[[], str]

@@ -8,6 +8,7 @@ spawned, and ``up`` on a healthy stack changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -82,14 +83,18 @@ def port_owner(port: int) -> str | None:
         probe.settimeout(0.5)
         if probe.connect_ex(("127.0.0.1", port)) != 0:
             return None
-    for connection in psutil.net_connections(kind="inet"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
-            if connection.pid:
-                try:
-                    return f"pid {connection.pid} ({' '.join(psutil.Process(connection.pid).cmdline())[:120]})"
-                except psutil.Error:
-                    return f"pid {connection.pid}"
-    return "an unknown process"
+    listeners = [
+        connection.pid
+        for connection in psutil.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port
+    ]
+    pid = next((pid for pid in listeners if pid), None)
+    if pid is None:
+        return "an unknown process"
+    try:
+        return f"pid {pid} ({' '.join(psutil.Process(pid).cmdline())[:120]})"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 def wait_ready(spec: ProcessSpec, pid: int, probe: Probe, timeout: float) -> str:
@@ -109,8 +114,7 @@ def wait_ready(spec: ProcessSpec, pid: int, probe: Probe, timeout: float) -> str
             alive = False
         if not alive:
             raise TerminalError(
-                f"{spec.name} exited during start-up; last log lines of {spec.logfile}:\n"
-                f"{log_tail(spec.logfile)}"
+                f"{spec.name} exited during start-up; last log lines of {spec.logfile}:\n{log_tail(spec.logfile)}"
             )
         try:
             return probe()
@@ -136,7 +140,7 @@ def _launch(spec: ProcessSpec) -> int:
     with spec.logfile.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} sandbox starts {spec.name}\n".encode())
         log.flush()
-        process = subprocess.Popen(  # noqa: S603 - argv comes from the role, not a shell
+        process = subprocess.Popen(
             spec.argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -155,8 +159,13 @@ def _launch(spec: ProcessSpec) -> int:
     return process.pid
 
 
-def ensure_started(spec: ProcessSpec, probe: Probe, timeout: float, check_mode: bool) -> dict[str, Any]:
+def ensure_started(
+    spec: ProcessSpec, probe: Probe, timeout: float, check_mode: bool, restart: bool = False
+) -> dict[str, Any]:
     """Bring one server up unless it already runs and answers its probe.
+
+    Args:
+        restart: stop a running server first (its configuration changed).
 
     Returns:
         ``changed``, ``pid``, ``health`` (what answered) and ``action``.
@@ -166,6 +175,13 @@ def ensure_started(spec: ProcessSpec, probe: Probe, timeout: float, check_mode: 
             exited, or it never became ready (it is then stopped again).
     """
     state = read_state(spec)
+    if restart and state.running and state.pid is not None:
+        if check_mode:
+            return {"changed": True, "pid": state.pid, "health": None, "action": "restart", "was_running": True}
+        _terminate(spec, state.pid)
+        spec.pidfile.unlink(missing_ok=True)
+        started = ensure_started(spec, probe, timeout, check_mode)
+        return {**started, "action": "restart", "was_running": True}
     if state.running and state.pid is not None:
         try:
             health = probe()
@@ -201,21 +217,15 @@ def _group_members(pid: int) -> list[psutil.Process]:
 
 def _terminate(spec: ProcessSpec, pid: int) -> None:
     members = _group_members(pid)
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, spec.stop_signal)
-    except OSError:
-        pass
     _, alive = psutil.wait_procs(members, timeout=spec.stop_grace_seconds)
     if alive:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
         for process in alive:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
-            except psutil.Error:
-                pass
         _, alive = psutil.wait_procs(alive, timeout=10)
     if alive:
         raise TerminalError(f"{spec.name}: processes {[p.pid for p in alive]} survived SIGKILL")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -217,7 +218,7 @@ def user_chunks(plan: SeedPlan) -> Iterator[list[dict[str, Any]]]:
                     "id": f"user-{start + offset:06d}",
                     "watched": [
                         {"media": media_id(int(m)), "rating": int(r), "at": BASE_EPOCH_MS + int(m) * 7}
-                        for m, r in zip(picks, ratings)
+                        for m, r in zip(picks, ratings, strict=False)
                     ],
                 }
             )
@@ -234,7 +235,7 @@ def similar_chunks(plan: SeedPlan) -> Iterator[list[dict[str, Any]]]:
         rows = [
             {"a": media_id(start + offset), "b": media_id(int(t)), "score": round(float(s), 4)}
             for offset in range(count)
-            for t, s in zip(targets[offset], scores[offset])
+            for t, s in zip(targets[offset], scores[offset], strict=False)
             if int(t) != start + offset
         ]
         yield rows
@@ -276,7 +277,15 @@ class Neo4jSeeder:
         self._run("CREATE CONSTRAINT genre_name_unique IF NOT EXISTS FOR (g:Genre) REQUIRE g.name IS UNIQUE")
         self._run("CREATE CONSTRAINT user_id_unique IF NOT EXISTS FOR (u:User) REQUIRE u.id IS UNIQUE")
         self._run("UNWIND $names AS name MERGE (:Genre {name: name})", names=GENRES)
-        counts = {"media": 0, "users": 0, "watched": 0, "in_genre": 0, "similar_to": 0, "bad_media": 0, "tricky_media": 0}
+        counts = {
+            "media": 0,
+            "users": 0,
+            "watched": 0,
+            "in_genre": 0,
+            "similar_to": 0,
+            "bad_media": 0,
+            "tricky_media": 0,
+        }
         create_media = (
             f"UNWIND $rows AS row CREATE (m:{label}) SET m = row.props "
             "WITH m, row UNWIND row.genres AS name MATCH (g:Genre {name: name}) "
@@ -395,6 +404,7 @@ class RedisSeeder:
                 rng.integers(0, 1000, self.plan.qvalues_per_agent),
                 rng.choice(ACTIONS, self.plan.qvalues_per_agent),
                 rng.normal(0.0, 1.0, self.plan.qvalues_per_agent),
+                strict=False,
             )
         }
         if qvalues:
@@ -462,10 +472,18 @@ def redis_bad_records(prefix: str) -> list[tuple[BadRecord, list[Operation]]]:
 
     agents = prefix + "agents"
     good = prefix + "agent:" + agent_id(0)
-    add(f"{good}:qvalues bad-state|play", "qvalue_not_numeric", "q-value is not a number",
-        hset(f"{good}:qvalues", {"bad-state|play": "not-a-number"}))
-    add(f"{good}:qvalues no-separator", "qvalue_bad_field", "q-value field is not state|action",
-        hset(f"{good}:qvalues", {"no-separator": "0.5"}))
+    add(
+        f"{good}:qvalues bad-state|play",
+        "qvalue_not_numeric",
+        "q-value is not a number",
+        hset(f"{good}:qvalues", {"bad-state|play": "not-a-number"}),
+    )
+    add(
+        f"{good}:qvalues no-separator",
+        "qvalue_bad_field",
+        "q-value field is not state|action",
+        hset(f"{good}:qvalues", {"no-separator": "0.5"}),
+    )
     complete = {"state": "{}", "action": "play", "reward": "0.1", "next_state": "{}", "done": "0", "ts": "1"}
     bad_entries = [
         ({"state": "{not json"}, "experience_bad_json", "state is not valid JSON"),
@@ -476,28 +494,51 @@ def redis_bad_records(prefix: str) -> list[tuple[BadRecord, list[Operation]]]:
     for offset, (changes, kind, reason) in enumerate(bad_entries):
         entry = {k: v for k, v in {**complete, **changes}.items() if v is not None}
         entry_id = f"{BASE_EPOCH_MS + 10**12 + offset}-0"
-        add(f"{good}:experiences {entry_id}", kind, reason,
-            ("xadd", (f"{good}:experiences", entry), {"id": entry_id}))
+        add(f"{good}:experiences {entry_id}", kind, reason, ("xadd", (f"{good}:experiences", entry), {"id": entry_id}))
     bad = prefix + "agent:agent-bad-"
-    add(f"{bad}policy-json:policy", "policy_bad_json", "policy is not valid JSON",
+    add(
+        f"{bad}policy-json:policy",
+        "policy_bad_json",
+        "policy is not valid JSON",
         ("sadd", (agents, "agent-bad-policy-json"), {}),
         hset(f"{bad}policy-json", agent_hash("bad policy")),
-        ("set", (f"{bad}policy-json:policy", '{"epsilon": 0.1,'), {}))
-    add(f"{bad}config-json", "agent_bad_json", "config is not valid JSON",
+        ("set", (f"{bad}policy-json:policy", '{"epsilon": 0.1,'), {}),
+    )
+    add(
+        f"{bad}config-json",
+        "agent_bad_json",
+        "config is not valid JSON",
         ("sadd", (agents, "agent-bad-config-json"), {}),
-        hset(f"{bad}config-json", agent_hash("bad config", config="{oops")))
-    add(f"{bad}missing-fields", "agent_missing_field", "missing field name",
+        hset(f"{bad}config-json", agent_hash("bad config", config="{oops")),
+    )
+    add(
+        f"{bad}missing-fields",
+        "agent_missing_field",
+        "missing field name",
         ("sadd", (agents, "agent-bad-missing-fields"), {}),
-        hset(f"{bad}missing-fields", agent_hash("", version="", created_at="", config="")))
-    add(f"{bad}bad-created-at", "agent_bad_timestamp", "created_at is not ISO 8601",
+        hset(f"{bad}missing-fields", agent_hash("", version="", created_at="", config="")),
+    )
+    add(
+        f"{bad}bad-created-at",
+        "agent_bad_timestamp",
+        "created_at is not ISO 8601",
         ("sadd", (agents, "agent-bad-bad-created-at"), {}),
-        hset(f"{bad}bad-created-at", agent_hash("bad date", created_at="yesterday")))
-    add(f"{bad}wrong-type:qvalues", "wrong_type", "key is a string, expected a hash",
+        hset(f"{bad}bad-created-at", agent_hash("bad date", created_at="yesterday")),
+    )
+    add(
+        f"{bad}wrong-type:qvalues",
+        "wrong_type",
+        "key is a string, expected a hash",
         ("sadd", (agents, "agent-bad-wrong-type"), {}),
         hset(f"{bad}wrong-type", agent_hash("wrong type")),
-        ("set", (f"{bad}wrong-type:qvalues", "this should be a hash"), {}))
-    add(f"{bad}dangling", "agent_missing", "agent listed in the agents set has no hash",
-        ("sadd", (agents, "agent-bad-dangling"), {}))
+        ("set", (f"{bad}wrong-type:qvalues", "this should be a hash"), {}),
+    )
+    add(
+        f"{bad}dangling",
+        "agent_missing",
+        "agent listed in the agents set has no hash",
+        ("sadd", (agents, "agent-bad-dangling"), {}),
+    )
     return entries  # fmt: skip
 
 
@@ -518,11 +559,17 @@ def seed_sandbox(
     plan: SeedPlan,
     reset: bool,
     check_mode: bool,
+    replace_other_data: bool = False,
 ) -> SeedResult:
     """Fill both stores unless they already hold exactly this seed.
 
+    Args:
+        reset: empty both stores first, even if they hold this very seed.
+        replace_other_data: empty a store that holds anything but this seed
+            instead of refusing; a store holding this seed is left alone.
+
     Raises:
-        TerminalError: a store holds other data and ``reset`` was not asked for.
+        TerminalError: a store holds other data and neither flag allows replacing it.
     """
     started = time.monotonic()
     fingerprint = plan.fingerprint(model, key_prefix)
@@ -538,11 +585,11 @@ def seed_sandbox(
         if marker == fingerprint and not reset:
             report["action"] = "none"
             continue
-        if existing and not reset:
+        if existing and not (reset or replace_other_data):
             what = f"data from another seed ({marker})" if marker else "data the seeder did not write"
             raise TerminalError(
                 f"{name} already holds {existing} items of {what}; "
-                "run with seed_reset=true to empty the sandbox first"
+                "run with seed_reset=true (or seed_replace_other_data=true) to empty the sandbox first"
             )
         report["action"] = "reset and seed" if existing else "seed"
         result.changed = True

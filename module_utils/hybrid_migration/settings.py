@@ -8,8 +8,9 @@ object printed in a traceback or a log never shows a secret.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .errors import TerminalError
