@@ -25,6 +25,14 @@ extends_documentation_fragment:
   - hybrid_migration.REDIS
   - hybrid_migration.SOURCE
 options:
+  neo4j:
+    required: true
+  milvus:
+    required: true
+  postgres:
+    required: true
+  redis:
+    required: true
   check_connectivity:
     description: Connect to the servers. With C(false) only the local checks (disk, memory) run.
     type: bool

@@ -23,6 +23,10 @@ extends_documentation_fragment:
   - hybrid_migration.REDIS
   - hybrid_migration.SOURCE
 options:
+  neo4j:
+    required: true
+  redis:
+    required: true
   media_count:
     description: Number of valid media nodes.
     type: int

@@ -1,0 +1,105 @@
+"""Helpers that drive the real modules and playbooks against the sandbox servers.
+
+Modules run through ``ansible`` and playbooks through ``ansible-playbook`` with
+the JSON callback, so a test sees exactly what an operator's run returns.
+Arguments may hold Jinja (``{{ neo4j_connection }}``): they are templated with
+the local inventory, so tests use the same credentials as the runbook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SANDBOX = ROOT / ".sandbox"
+
+CONNECTIONS = {
+    "neo4j": "{{ neo4j_connection }}",
+    "milvus": "{{ milvus_connection }}",
+    "postgres": "{{ postgres_connection }}",
+    "redis": "{{ redis_connection }}",
+}
+SECRETS = ("sandbox-neo4j-secret", "sandbox-postgres-secret", "sandbox-redis-secret")
+
+
+def ansible_env(callback: str = "json") -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK=callback,
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+    )
+    return env
+
+
+def run_module(name: str, args: dict[str, Any], check: bool = False, diff: bool = False) -> dict[str, Any]:
+    """Run one module on localhost and return its result."""
+    command = [str(BIN / "ansible"), "localhost", "-m", name, "-a", json.dumps(args)]
+    command += ["--check"] * check + ["--diff"] * diff
+    done = subprocess.run(command, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=900)
+    try:
+        output = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"ansible printed no JSON (rc {done.returncode}):\n{done.stdout}\n{done.stderr}") from None
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_playbook(playbook: str, *args: str, callback: str = "json") -> subprocess.CompletedProcess[str]:
+    """Run a playbook; with the JSON callback, ``.json`` on the result holds the parsed output."""
+    command = [str(BIN / "ansible-playbook"), playbook, *args]
+    done = subprocess.run(command, cwd=ROOT, env=ansible_env(callback), capture_output=True, text=True, timeout=1800)
+    done.json = json.loads(done.stdout) if callback == "json" and done.stdout.strip().startswith("{") else None  # type: ignore[attr-defined]
+    return done
+
+
+def stats(done: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    return done.json["stats"]["localhost"]  # type: ignore[attr-defined]
+
+
+def task_results(done: subprocess.CompletedProcess[str], name_part: str) -> list[dict[str, Any]]:
+    """Results of every task whose name contains ``name_part``."""
+    found = []
+    for play in done.json["plays"]:  # type: ignore[attr-defined]
+        for task in play["tasks"]:
+            if name_part in task["task"]["name"] and "localhost" in task["hosts"]:
+                found.append(task["hosts"]["localhost"])
+    return found
+
+
+SMALL_SEED = {
+    "media_count": 1000,
+    "user_count": 50,
+    "agent_count": 5,
+    "experiences_per_agent": 40,
+    "qvalues_per_agent": 20,
+    "bad_records": True,
+    "random_seed": 7,
+}
+
+
+@pytest.fixture(scope="session")
+def small_seed() -> dict[str, Any]:
+    """The sandbox filled with a small data set with every bad record (replacing what was there)."""
+    result = run_module(
+        "sandbox_seed",
+        {
+            "neo4j": CONNECTIONS["neo4j"],
+            "redis": CONNECTIONS["redis"],
+            "source": "{{ neo4j_source }}",
+            "replace_other_data": True,
+            "manifest_file": str(SANDBOX / "test-seed-manifest.json"),
+            **SMALL_SEED,
+        },
+    )
+    assert not result.get("failed"), result.get("msg")
+    return result

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import importlib.util
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("project_filters", ROOT / "filter_plugins" / "hybrid_migration.py")
+filters = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(filters)
+
+
+def test_path_ancestors_from_root_down() -> None:
+    assert filters.path_ancestors("/work/main/.sandbox") == ["/", "/work", "/work/main"]
+
+
+def test_server_setting_args() -> None:
+    assert filters.server_setting_args({"shared_buffers": "256MB", "max_connections": 100}) == [
+        "-c",
+        "shared_buffers=256MB",
+        "-c",
+        "max_connections=100",
+    ]
+
+
+def test_filters_are_registered() -> None:
+    assert set(filters.FilterModule().filters()) == {"path_ancestors", "server_setting_args"}
