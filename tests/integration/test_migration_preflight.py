@@ -10,7 +10,6 @@ import pytest
 
 from .conftest import CONNECTIONS, SANDBOX, SECRETS, run_module, run_playbook, stats, task_results
 
-
 SMALL_SEED_ODD_DIMENSIONS = ("-e", "preflight_max_mixed_dimension_ratio=0.01")
 
 

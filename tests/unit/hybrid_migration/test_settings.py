@@ -29,7 +29,7 @@ def test_neo4j_uri_must_be_bolt(uri: str) -> None:
 
 
 def test_milvus_uri_scheme_is_checked() -> None:
-    with pytest.raises(TerminalError, match="milvus.uri"):
+    with pytest.raises(TerminalError, match=r"milvus\.uri"):
         MilvusSettings.from_mapping({"uri": "bolt://x"})
 
 
