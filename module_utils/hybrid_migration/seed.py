@@ -156,7 +156,13 @@ def tricky_media(plan: SeedPlan, model: SourceModel) -> list[dict[str, Any]]:
 
 
 def bad_media(plan: SeedPlan, model: SourceModel) -> tuple[list[dict[str, Any]], list[BadRecord]]:
-    """One node per kind of bad input in MISSION.md, with the reason the copy must give."""
+    """One node per kind of bad input in MISSION.md, with the reason the copy must give.
+
+    The duplicate needs a partner: a unique constraint cannot hold two equal ids,
+    so the duplicate is the integer 424242 beside the valid string "424242"; the
+    copy stores ids as strings, where the two collide. The partner is a row but
+    not a bad record.
+    """
     rng = np.random.default_rng([plan.random_seed, 3])
     dims = plan.dimensions
 
@@ -168,7 +174,7 @@ def bad_media(plan: SeedPlan, model: SourceModel) -> tuple[list[dict[str, Any]],
     with_inf = good_vector()
     with_inf[7] = float("inf")
     over_long = "x" * (plan.id_max_length + 1)
-    catalogue: list[tuple[Any, Any, str, str]] = [
+    catalogue: list[tuple[Any, Any, str | None, str]] = [
         ("bad-missing-embedding", None, "missing_embedding", "no embedding"),
         ("bad-wrong-dimension", good_vector()[: dims - 1], "wrong_dimension", f"dimension {dims - 1}, expected {dims}"),
         ("bad-empty-embedding", [], "wrong_dimension", f"dimension 0, expected {dims}"),
@@ -179,14 +185,19 @@ def bad_media(plan: SeedPlan, model: SourceModel) -> tuple[list[dict[str, Any]],
         ("", good_vector(), "empty_id", "empty id"),
         (None, good_vector(), "missing_id", "missing id"),
         (over_long, good_vector(), "id_too_long", f"id longer than {plan.id_max_length} bytes"),
-        (424242, good_vector(), "duplicate_id", "duplicate id '424242' after conversion to string"),
-        ("424242", good_vector(), "duplicate_id", "duplicate id '424242' after conversion to string"),
+        ("424242", good_vector(), None, "valid: the partner of the duplicate below"),
+        (
+            424242,
+            good_vector(),
+            "duplicate_id",
+            "duplicate id '424242': an integer id equal to another node's string id",
+        ),
     ]
     rows: list[dict[str, Any]] = []
     records: list[BadRecord] = []
     for n, (item_id, embedding, kind, reason) in enumerate(catalogue):
         props: dict[str, Any] = {
-            "title": f"Bad {kind} {n}",
+            "title": f"Bad {kind} {n}" if kind else f"Duplicate partner {n}",
             "kind": "movie",
             "genres": ["drama"],
             "release_year": 2000,
@@ -197,6 +208,8 @@ def bad_media(plan: SeedPlan, model: SourceModel) -> tuple[list[dict[str, Any]],
         if embedding is not None:
             props[model.embedding_property] = embedding
         rows.append(props)
+        if kind is None:
+            continue
         key = "(no id)" if item_id is None else str(item_id)
         if kind == "id_too_long":
             key = f"x * {len(over_long)}"

@@ -74,7 +74,8 @@ def test_every_bad_record_is_in_the_stores_and_the_manifest(small_seed) -> None:
     manifest = json.loads((SANDBOX / "test-seed-manifest.json").read_text())
     assert manifest["bad_records"] == small_seed["bad_records"]
     neo4j_bad = [r for r in small_seed["bad_records"] if r["store"] == "neo4j"]
-    assert len(neo4j_bad) == 12
+    assert len(neo4j_bad) == 11
+    assert [r["key"] for r in neo4j_bad if r["kind"] == "duplicate_id"] == ["424242"]
     assert neo4j_scalar("MATCH (m:Media) WHERE m.id IS NULL RETURN count(m)") == 1
     assert neo4j_scalar("MATCH (m:Media) WHERE m.id = '' RETURN count(m)") == 1
     assert neo4j_scalar("MATCH (m:Media) WHERE m.id = 424242 RETURN count(m)") == 1

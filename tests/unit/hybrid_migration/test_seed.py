@@ -99,7 +99,7 @@ def test_redis_bad_records_are_data_with_commands() -> None:
 
 def test_catalogue_is_empty_without_bad_records() -> None:
     assert seed.bad_record_catalogue(SeedPlan(bad_records=False), MODEL, "agentdb:") == []
-    assert len(seed.bad_record_catalogue(SeedPlan(bad_records=True), MODEL, "agentdb:")) == 24
+    assert len(seed.bad_record_catalogue(SeedPlan(bad_records=True), MODEL, "agentdb:")) == 23
 
 
 def test_fingerprint_changes_with_every_parameter() -> None:
