@@ -103,3 +103,33 @@ def small_seed() -> dict[str, Any]:
     )
     assert not result.get("failed"), result.get("msg")
     return result
+
+
+def milvus_client():
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri="http://127.0.0.1:19530", timeout=30)
+
+
+def drop_collection(name: str) -> None:
+    client = milvus_client()
+    if client.has_collection(name):
+        client.drop_collection(name)
+    client.close()
+
+
+def ensure_test_collection(name: str, **overrides: Any) -> dict[str, Any]:
+    """A fresh collection for one test, made by the milvus_collection module."""
+    drop_collection(name)
+    result = run_module(
+        "milvus_collection",
+        {
+            "milvus": CONNECTIONS["milvus"],
+            "neo4j": CONNECTIONS["neo4j"],
+            "source": "{{ neo4j_source }}",
+            "collection": name,
+            **overrides,
+        },
+    )
+    assert not result.get("failed"), result.get("msg")
+    return result

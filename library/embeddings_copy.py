@@ -1,0 +1,272 @@
+#!/usr/bin/python
+"""Ansible module: the batched, checkpointed embedding copy Neo4j -> Milvus."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: embeddings_copy
+short_description: Copy embeddings from Neo4j to Milvus in batches, checkpointed and resumable
+description:
+  - Reads the embeddings in a stable order (keyset pagination on the id property), validates each row,
+    converts the vectors to float32 once with numpy and upserts batches into the Milvus collection
+    with O(concurrency) parallel writers. Upserts are keyed on the source id, so replaying a batch
+    is harmless.
+  - Writes O(checkpoint_file) atomically after each batch; with parallel writers it only advances to the
+    highest id below which every batch is acknowledged. An existing checkpoint is resumed
+    automatically; O(resume_from) starts after a given id; O(fresh_start) ignores the checkpoint.
+  - Rows that cannot move (no embedding, wrong dimension, NaN or Inf, not numeric, missing, empty,
+    duplicate or over-long id) go to O(reject_file) as JSON lines with id, kind, reason and a short
+    snippet; everything else still moves. The task fails after copying when the share of rejected
+    rows exceeds O(max_reject_ratio).
+  - Transient failures (Milvus or Neo4j unavailable, timeouts) are retried with bounded exponential
+    backoff; past the bound the task fails with the checkpoint intact and the command to resume.
+  - Pushes progress to the Pushgateway every O(metrics_interval) seconds, so a copy started with
+    C(async) and C(poll 0) can be followed.
+  - Check mode reads and validates everything and reports what it would copy and reject, writing
+    nothing to Milvus, the checkpoint or the reject file.
+version_added: "1.0.0"
+author: Hybrid migration team
+extends_documentation_fragment:
+  - hybrid_migration.NEO4J
+  - hybrid_migration.MILVUS
+  - hybrid_migration.SOURCE
+options:
+  neo4j:
+    required: true
+  milvus:
+    required: true
+  collection:
+    description: Target collection; it must exist (milvus_collection). Its dimension and id length apply.
+    type: str
+    default: media_embeddings
+  batch_size:
+    description: Rows per batch.
+    type: int
+    default: 1000
+  concurrency:
+    description: Batches written in parallel.
+    type: int
+    default: 4
+  checkpoint_file:
+    description: Checkpoint JSON (C(last_id), counts, timestamps).
+    type: path
+    required: true
+  reject_file:
+    description: Reject file, JSON lines.
+    type: path
+    required: true
+  resume_from:
+    description: Start after this id instead of where the checkpoint says.
+    type: str
+  fresh_start:
+    description: Ignore the checkpoint and the reject file and copy everything again.
+    type: bool
+    default: false
+  max_reject_ratio:
+    description: Largest share of rejected rows that still passes.
+    type: float
+    default: 0.001
+  retry_attempts:
+    description: Tries of a failing read or write before giving up.
+    type: int
+    default: 10
+  retry_initial_delay:
+    description: Seconds before the first retry; doubles each time.
+    type: float
+    default: 0.5
+  retry_max_delay:
+    description: Longest wait between retries, in seconds.
+    type: float
+    default: 20.0
+  pushgateway_url:
+    description: Pushgateway to push progress to; empty to push nothing.
+    type: str
+    default: ''
+  metrics_interval:
+    description: Seconds between pushes.
+    type: float
+    default: 5.0
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Migrate | Copy the embeddings, resuming from the checkpoint if there is one
+  embeddings_copy:
+    neo4j: "{{ neo4j_connection }}"
+    milvus: "{{ milvus_connection }}"
+    source: "{{ neo4j_source }}"
+    collection: media_embeddings
+    batch_size: 1000
+    concurrency: 4
+    checkpoint_file: /var/lib/hybrid-migration/migration_checkpoint.json
+    reject_file: /var/lib/hybrid-migration/embeddings_rejects.jsonl
+    pushgateway_url: http://pushgateway:9091
+  async: 7200
+  poll: 0
+"""
+
+RETURN = r"""
+complete:
+  description: Whether every row was read and every valid row acknowledged by Milvus.
+  returned: always
+  type: bool
+started_from:
+  description: Where this run started, the beginning, the checkpoint or C(resume_from).
+  returned: always
+  type: str
+total:
+  description: Nodes under the label.
+  returned: always
+  type: int
+read:
+  description: Rows read in this run.
+  returned: always
+  type: int
+copied_this_run:
+  description: Rows upserted in this run (in check mode, rows that would be).
+  returned: always
+  type: int
+migrated:
+  description: Rows in Milvus according to the checkpoint, over all runs.
+  returned: always
+  type: int
+rejected:
+  description: Distinct rejected rows, over all runs.
+  returned: always
+  type: int
+rejected_by_kind:
+  description: Rejected rows per kind.
+  returned: always
+  type: dict
+  sample: {missing_embedding: 1, not_finite: 2, wrong_dimension: 2}
+reject_ratio:
+  description: Rejected rows over migrated plus rejected.
+  returned: always
+  type: float
+retries:
+  description: Transient failures retried.
+  returned: always
+  type: int
+items_per_second:
+  description: Copy rate of this run.
+  returned: always
+  type: float
+checkpoint:
+  description: The checkpoint as written.
+  returned: always
+  type: dict
+"""
+
+from dataclasses import asdict
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hybrid_migration.argument_specs import (
+    merge_specs,
+    milvus_argument_spec,
+    neo4j_argument_spec,
+    source_argument_spec,
+)
+from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j
+from ansible.module_utils.hybrid_migration.embeddings_copy import CopyOptions, EmbeddingsCopy
+from ansible.module_utils.hybrid_migration.errors import MigrationError
+from ansible.module_utils.hybrid_migration.metrics import MetricsPusher
+from ansible.module_utils.hybrid_migration.milvus_collection import observe
+from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
+from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingReader
+from ansible.module_utils.hybrid_migration.retry import RetryPolicy
+from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, SourceModel
+
+
+def argument_spec() -> dict:
+    return merge_specs(
+        {
+            "collection": {"type": "str", "default": "media_embeddings"},
+            "batch_size": {"type": "int", "default": 1000},
+            "concurrency": {"type": "int", "default": 4},
+            "checkpoint_file": {"type": "path", "required": True},
+            "reject_file": {"type": "path", "required": True},
+            "resume_from": {"type": "str"},
+            "fresh_start": {"type": "bool", "default": False},
+            "max_reject_ratio": {"type": "float", "default": 0.001},
+            "retry_attempts": {"type": "int", "default": 10},
+            "retry_initial_delay": {"type": "float", "default": 0.5},
+            "retry_max_delay": {"type": "float", "default": 20.0},
+            "pushgateway_url": {"type": "str", "default": ""},
+            "metrics_interval": {"type": "float", "default": 5.0},
+        },
+        neo4j_argument_spec(),
+        milvus_argument_spec(),
+        source_argument_spec(),
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    if params["batch_size"] < 1 or params["concurrency"] < 1:
+        module.fail_json(msg="batch_size and concurrency must be at least 1")
+    try:
+        neo4j_settings = Neo4jSettings.from_mapping(params["neo4j"])
+        milvus_settings = MilvusSettings.from_mapping(params["milvus"])
+        client = open_milvus(milvus_settings)
+        target = observe(client, params["collection"])
+        if not target.exists or target.dimension is None:
+            module.fail_json(
+                msg=f"Milvus collection {params['collection']!r} does not exist; "
+                "run ansible-playbook playbooks/deploy-milvus.yml first"
+            )
+        driver = open_neo4j(neo4j_settings)
+        options = CopyOptions(
+            collection=params["collection"],
+            dimension=target.dimension,
+            id_max_length=target.id_max_length or 512,
+            checkpoint_file=Path(params["checkpoint_file"]),
+            reject_file=Path(params["reject_file"]),
+            batch_size=params["batch_size"],
+            concurrency=params["concurrency"],
+            resume_from=params["resume_from"] or None,
+            fresh_start=params["fresh_start"],
+            max_reject_ratio=params["max_reject_ratio"],
+            retry=RetryPolicy(params["retry_attempts"], params["retry_initial_delay"], params["retry_max_delay"]),
+            check_mode=module.check_mode,
+        )
+        metrics = None
+        if params["pushgateway_url"] and not module.check_mode:
+            metrics = MetricsPusher(params["pushgateway_url"], "migrate_embeddings", params["metrics_interval"])
+        writer = MilvusWriter(
+            client, params["collection"], milvus_settings.db_name, timeout=max(60.0, milvus_settings.timeout)
+        )
+        try:
+            copy = EmbeddingsCopy(
+                EmbeddingReader(driver, neo4j_settings.database, SourceModel.from_mapping(params["source"])),
+                writer,
+                options,
+                metrics,
+            )
+            result = asdict(copy.run())
+        finally:
+            driver.close()
+            client.close()
+    except MigrationError as error:
+        module.fail_json(msg=str(error))
+    if metrics is not None:
+        result["metrics_push_failures"] = metrics.push_failures
+    if result["reject_threshold_exceeded"]:
+        module.fail_json(
+            msg=(
+                f"{result['rejected']} rows rejected ({result['reject_ratio']:.4%}), above max_reject_ratio "
+                f"{params['max_reject_ratio']:.4%}; the valid rows were copied; reasons in {result['reject_file']}: "
+                f"{result['rejected_by_kind']}"
+            ),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""The batched embedding copy Neo4j -> Milvus: extract, normalize, load, with state for resume.
+
+One reader pages through Neo4j in id order; each page is validated and turned
+into float32 columns (transform); up to ``concurrency`` upserts run at once
+(milvus_writer); the checkpoint advances only over batches Milvus acknowledged
+without a gap (checkpoint). Transient failures are retried with bounded
+backoff; past the bound the copy stops with the checkpoint intact and says how
+to resume. Kill it at any moment and a resume ends with every item present:
+replayed batches are upserts on the source id.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .checkpoint import BatchMark, Checkpoint, Watermark, now_iso, resume_point
+from .errors import MigrationError, TerminalError, TransientError
+from .metrics import MetricsPusher, Rate
+from .milvus_writer import MilvusWriter
+from .neo4j_source import EmbeddingReader, Page
+from .retry import RetryPolicy, with_retries
+from .transform import Batch, Reject, check_id, normalize
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How to copy; see the embeddings_copy module for each option."""
+
+    collection: str
+    dimension: int
+    checkpoint_file: Path
+    reject_file: Path
+    batch_size: int = 1000
+    concurrency: int = 4
+    id_max_length: int = 512
+    resume_from: str | None = None
+    fresh_start: bool = False
+    max_reject_ratio: float = 0.001
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    check_mode: bool = False
+
+
+@dataclass
+class CopyResult:
+    """What one run did (or, in check mode, would do)."""
+
+    changed: bool = False
+    complete: bool = False
+    started_from: str = "beginning"
+    total: int = 0
+    read: int = 0
+    copied_this_run: int = 0
+    migrated: int = 0
+    rejected: int = 0
+    rejected_by_kind: dict[str, int] = field(default_factory=dict)
+    reject_ratio: float = 0.0
+    reject_threshold_exceeded: bool = False
+    retries: int = 0
+    seconds: float = 0.0
+    items_per_second: float = 0.0
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    checkpoint_file: str = ""
+    reject_file: str = ""
+    message: str = ""
+
+
+class PagePrefetcher:
+    """Reads the next page in a thread while the current one is validated and sent.
+
+    The Neo4j query spends most of its time waiting on the server, so reading
+    ahead overlaps that wait with the Python work on the page before it.
+    """
+
+    _END = object()
+
+    def __init__(self, read: Callable[[str, int], Page], last: str, seen_at_last: int, depth: int = 2) -> None:
+        self._read = read
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(last, seen_at_last), name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, last: str, seen_at_last: int) -> None:
+        try:
+            while not self._stop.is_set():
+                page = self._read(last, seen_at_last)
+                if not page.rows:
+                    break
+                if not self._put(page):
+                    return
+                last, seen_at_last = page.last_key, page.seen_at_last_key
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put(error)
+            return
+        self._put(self._END)
+
+    def __iter__(self) -> Iterator[Page]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class RejectLog:
+    """The reject file: one JSON line per rejected row, each (id, kind) once across resumes."""
+
+    def __init__(self, path: Path, fresh: bool, check_mode: bool) -> None:
+        self.path = path
+        self.check_mode = check_mode
+        self.keys: set[tuple[str, str]] = set()
+        self.by_kind: Counter[str] = Counter()
+        self._handle = None
+        if not fresh and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                self._remember(entry.get("id", ""), entry.get("kind", ""))
+        if not check_mode:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = path.open("w" if fresh else "a", encoding="utf-8")
+
+    def _remember(self, item_id: str, kind: str) -> bool:
+        key = (item_id, kind)
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        self.by_kind[kind] += 1
+        return True
+
+    def add(self, reject: Reject) -> None:
+        if self._remember(reject.id, reject.kind) and self._handle:
+            self._handle.write(reject.as_json() + "\n")
+
+    def flush(self) -> None:
+        if self._handle:
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle:
+            self._handle.close()
+
+    @property
+    def count(self) -> int:
+        return len(self.keys)
+
+
+def resume_command(checkpoint: Checkpoint, path: Path) -> str:
+    """The exact commands that continue a stopped copy."""
+    by_id = json.dumps({"resume_from": checkpoint.last_id}) if checkpoint.last_id else None
+    text = (
+        f"the checkpoint {path} is intact (last_id={checkpoint.last_id!r}, {checkpoint.migrated} migrated); "
+        "resume with: ansible-playbook playbooks/migrate-embeddings.yml"
+    )
+    return text + (f" (or explicitly: -e '{by_id}')" if by_id else "")
+
+
+class EmbeddingsCopy:
+    """One run of the copy; ``run()`` returns its result or raises ``MigrationError``."""
+
+    def __init__(
+        self,
+        reader: EmbeddingReader,
+        writer: MilvusWriter | None,
+        options: CopyOptions,
+        metrics: MetricsPusher | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.options = options
+        self.metrics = metrics
+        self.log = log or (lambda _message: None)
+        self.result = CopyResult(checkpoint_file=str(options.checkpoint_file), reject_file=str(options.reject_file))
+        self.rate = Rate()
+        self.failed_writes: int = 0
+
+    def _retry(self, operation: Callable[[], T]) -> T:
+        def count(attempt: int, error: TransientError, delay: float) -> None:
+            self.result.retries += 1
+            self.log(f"retry {attempt} in {delay:.1f}s: {error}")
+            if self.metrics:
+                self.metrics.set(migration_retries_total=self.result.retries)
+
+        return with_retries(operation, self.options.retry, on_retry=count)
+
+    def run(self) -> CopyResult:
+        options = self.options
+        started = time.monotonic()
+        previous = None if options.fresh_start else Checkpoint.load(options.checkpoint_file)
+        if previous and previous.complete and not options.resume_from:
+            self.result.complete = True
+            self.result.started_from = "checkpoint (complete)"
+            self._finish_from(previous, RejectLog(options.reject_file, fresh=False, check_mode=True))
+            self.result.message = (
+                "nothing to do: the checkpoint says the copy is complete (fresh_start=true copies again)"
+            )
+            return self.result
+        start = resume_point(previous, options.resume_from, options.fresh_start)
+        self.result.started_from = start["source"]
+        checkpoint = previous if previous and start["source"].startswith("checkpoint") else Checkpoint()
+        if options.resume_from:
+            checkpoint.string_ids_done = False
+        checkpoint.collection = options.collection
+        checkpoint.complete = False
+        rejects = RejectLog(options.reject_file, fresh=options.fresh_start, check_mode=options.check_mode)
+        if self.metrics:
+            self.metrics.start()
+        try:
+            checkpoint.total = self._read(self.reader.count)
+            self.result.total = checkpoint.total
+            if not checkpoint.string_ids_done:
+                self._copy_string_ids(checkpoint, rejects, start["last_id"], start["seen_at_last_id"])
+            self._copy_other_ids(checkpoint, rejects)
+            checkpoint.complete = True
+            checkpoint.finished_at = now_iso()
+            checkpoint.rejected = rejects.count
+            self._save(checkpoint)
+        except MigrationError as error:
+            rejects.flush()
+            checkpoint.rejected = rejects.count
+            self._save(checkpoint)
+            kind = "transient" if isinstance(error, TransientError) else "terminal"
+            raise type(error)(
+                f"copy stopped ({kind} error): {error}; {resume_command(checkpoint, options.checkpoint_file)}"
+            ) from error
+        finally:
+            rejects.close()
+            if self.metrics:
+                self._publish(checkpoint, rejects)
+                self.metrics.stop()
+        self.result.complete = not options.check_mode
+        self.result.seconds = round(time.monotonic() - started, 3)
+        self._finish_from(checkpoint, rejects)
+        self.result.changed = self.result.copied_this_run > 0 or (options.check_mode and self.result.read > 0)
+        return self.result
+
+    def _finish_from(self, checkpoint: Checkpoint, rejects: RejectLog) -> None:
+        result = self.result
+        result.migrated = checkpoint.migrated
+        result.total = checkpoint.total or result.total
+        result.rejected = rejects.count
+        result.rejected_by_kind = dict(sorted(rejects.by_kind.items()))
+        considered = result.read if self.options.check_mode else result.migrated + result.rejected
+        result.reject_ratio = round(result.rejected / considered, 6) if considered else 0.0
+        result.reject_threshold_exceeded = result.reject_ratio > self.options.max_reject_ratio
+        result.items_per_second = round(result.copied_this_run / result.seconds, 1) if result.seconds else 0.0
+        result.checkpoint = asdict(checkpoint)
+
+    def _mapped(self, query: Callable[[], T]) -> T:
+        """Run a Neo4j call with its failures sorted into transient and terminal."""
+        from neo4j import exceptions as neo4j_errors
+
+        try:
+            return query()
+        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired, neo4j_errors.TransientError) as error:
+            raise TransientError(f"Neo4j read failed: {error}") from error
+        except neo4j_errors.Neo4jError as error:
+            raise TerminalError(f"Neo4j refused the read: {error.message}") from error
+        except OSError as error:
+            raise TransientError(f"Neo4j read failed: {error}") from error
+
+    def _read(self, query: Callable[[], T]) -> T:
+        """A Neo4j read with retries for transient failures."""
+        return self._retry(lambda: self._mapped(query))
+
+    def _save(self, checkpoint: Checkpoint) -> None:
+        if not self.options.check_mode:
+            checkpoint.save(self.options.checkpoint_file)
+
+    def _publish(self, checkpoint: Checkpoint, rejects: RejectLog) -> None:
+        if not self.metrics:
+            return
+        done = checkpoint.migrated
+        self.metrics.set(
+            migration_migrated_items=done,
+            migration_total_items=checkpoint.total,
+            migration_rejected_items=rejects.count,
+            migration_errors_total=rejects.count + self.failed_writes,
+            migration_items_per_second=self.rate.per_second(self.result.copied_this_run),
+            migration_eta_seconds=self.rate.eta(done, max(checkpoint.total - rejects.count, done)),
+            migration_last_success_timestamp_seconds=time.time(),
+        )
+
+    def _write(self, batch: Batch) -> int:
+        writer = self.writer
+        assert writer is not None
+        return self._retry(lambda: writer.upsert(batch.ids, batch.vectors, batch.updated_at))
+
+    def _copy_string_ids(self, checkpoint: Checkpoint, rejects: RejectLog, last: str, seen_at_last: int) -> None:
+        options = self.options
+        watermark = Watermark()
+        in_flight: dict[Future[int], BatchMark] = {}
+        previous_id: str | None = last if seen_at_last else None
+        sequence = 0
+        failure: MigrationError | None = None
+
+        def settle(block: bool) -> None:
+            nonlocal failure
+            if not in_flight:
+                return
+            done, _ = wait(list(in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in done:
+                mark = in_flight.pop(future)
+                try:
+                    future.result()
+                except MigrationError as error:
+                    self.failed_writes += mark.migrated
+                    failure = failure or error
+                    continue
+                for passed in watermark.acknowledge(mark):
+                    checkpoint.last_id = passed.last_id
+                    checkpoint.seen_at_last_id = passed.seen_at_last_id
+                    checkpoint.migrated += passed.migrated
+                    checkpoint.batches += 1
+                    self.result.copied_this_run += passed.migrated
+                rejects.flush()
+                checkpoint.rejected = rejects.count
+                self._save(checkpoint)
+                self._publish(checkpoint, rejects)
+
+        with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="upsert") as pool:
+            pages = PagePrefetcher(
+                lambda after, seen: self._read(partial(self.reader.string_id_page, after, seen, options.batch_size)),
+                last,
+                seen_at_last,
+            )
+            try:
+                for page in pages:
+                    if failure is not None:
+                        break
+                    seen = {previous_id} if previous_id is not None else set()
+                    batch = normalize(page.rows, options.dimension, options.id_max_length, seen_ids=seen)
+                    self.result.read += len(page.rows)
+                    for reject in batch.rejects:
+                        rejects.add(reject)
+                    if batch.ids:
+                        previous_id = batch.ids[-1]
+                    last, seen_at_last = page.last_key, page.seen_at_last_key
+                    mark = BatchMark(sequence, last, seen_at_last, len(batch))
+                    sequence += 1
+                    if options.check_mode:
+                        self.result.copied_this_run += len(batch)
+                        continue
+                    if batch.ids:
+                        in_flight[pool.submit(self._write, batch)] = mark
+                    else:
+                        in_flight[pool.submit(lambda: 0)] = mark
+                    settle(block=len(in_flight) >= options.concurrency)
+            finally:
+                pages.close()
+                while in_flight:
+                    settle(block=True)
+        if failure is not None:
+            raise failure
+        checkpoint.string_ids_done = True
+        self._save(checkpoint)
+
+    def _copy_other_ids(self, checkpoint: Checkpoint, rejects: RejectLog) -> None:
+        """Nodes whose id is missing or not a string: rare, so written one batch at a time.
+
+        An id that is not a string is stored as its text; when another node has
+        that text as its string id, the two would collide in Milvus, so this one
+        is rejected as a duplicate.
+        """
+        options = self.options
+        checkpoint.migrated -= checkpoint.other_ids_migrated  # this pass always runs whole; count it once
+        checkpoint.other_ids_migrated = 0
+        for page in self._mapped(lambda: list(self.reader.other_id_pages(options.batch_size))):
+            self.result.read += len(page.rows)
+            texts = [check_id(row[0], options.id_max_length)[0] for row in page.rows]
+            candidates = [text for text in texts if text]
+            taken = self._read(partial(self.reader.existing_string_ids, candidates))
+            rows = []
+            for row, text in zip(page.rows, texts, strict=True):
+                if text is not None and text in taken:
+                    rejects.add(
+                        Reject(text, "duplicate_id", f"duplicate id {text!r}: a {type(row[0]).__name__} id equal to "
+                               "another node's string id", "")
+                    )  # fmt: skip
+                    continue
+                rows.append((row[0] if text is None else text, row[1], row[2]))
+            batch = normalize(rows, options.dimension, options.id_max_length)
+            for reject in batch.rejects:
+                rejects.add(reject)
+            if options.check_mode:
+                self.result.copied_this_run += len(batch)
+                continue
+            if batch.ids:
+                written = self._write(batch)
+                checkpoint.migrated += written
+                checkpoint.other_ids_migrated += written
+                self.result.copied_this_run += written
+            rejects.flush()
+            self._save(checkpoint)
