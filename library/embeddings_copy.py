@@ -47,6 +47,18 @@ options:
     description: Batches written in parallel.
     type: int
     default: 4
+  max_rows_in_flight:
+    description:
+      - Upper bound on the rows being written at once; with large batches fewer than O(concurrency)
+        upserts run in parallel, so memory stays bounded (at batch size 5000, two).
+    type: int
+    default: 10000
+  read_page_size:
+    description:
+      - Rows read from Neo4j per query, independent of O(batch_size) (the rows per upsert and checkpoint).
+        Pages of this size are fast to read and keep the Python memory of a page small.
+    type: int
+    default: 1000
   checkpoint_file:
     description: Checkpoint JSON (C(last_id), counts, timestamps).
     type: path
@@ -188,6 +200,8 @@ def argument_spec() -> dict:
             "collection": {"type": "str", "default": "media_embeddings"},
             "batch_size": {"type": "int", "default": 1000},
             "concurrency": {"type": "int", "default": 4},
+            "read_page_size": {"type": "int", "default": 1000},
+            "max_rows_in_flight": {"type": "int", "default": 10000},
             "checkpoint_file": {"type": "path", "required": True},
             "reject_file": {"type": "path", "required": True},
             "resume_from": {"type": "str"},
@@ -208,8 +222,8 @@ def argument_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    if params["batch_size"] < 1 or params["concurrency"] < 1:
-        module.fail_json(msg="batch_size and concurrency must be at least 1")
+    if min(params["batch_size"], params["concurrency"], params["read_page_size"]) < 1:
+        module.fail_json(msg="batch_size, concurrency and read_page_size must be at least 1")
     try:
         neo4j_settings = Neo4jSettings.from_mapping(params["neo4j"])
         milvus_settings = MilvusSettings.from_mapping(params["milvus"])
@@ -229,6 +243,8 @@ def main() -> None:
             reject_file=Path(params["reject_file"]),
             batch_size=params["batch_size"],
             concurrency=params["concurrency"],
+            read_page_size=params["read_page_size"],
+            max_rows_in_flight=params["max_rows_in_flight"],
             resume_from=params["resume_from"] or None,
             fresh_start=params["fresh_start"],
             max_reject_ratio=params["max_reject_ratio"],

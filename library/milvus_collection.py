@@ -15,6 +15,8 @@ description:
     missing fields) fails with the differences listed; it is never altered or dropped. Different HNSW
     parameters rebuild the index (release, drop index, create index, load); the data stays.
   - Idempotent. Check mode and diff show what would be created.
+  - O(state=absent) drops the collection and its data, only with O(confirm_drop=true); without it the
+    task fails and says how many rows it would delete.
 version_added: "1.0.0"
 author: Hybrid migration team
 extends_documentation_fragment:
@@ -30,6 +32,15 @@ options:
     description: Collection name.
     type: str
     default: media_embeddings
+  state:
+    description: C(present) ensures the collection, C(absent) drops it (destructive, needs O(confirm_drop)).
+    type: str
+    choices: [present, absent]
+    default: present
+  confirm_drop:
+    description: Confirms that O(state=absent) may delete the collection's data.
+    type: bool
+    default: false
   dimension:
     description: Vector dimension; by default the Neo4j vector index's.
     type: int
@@ -60,6 +71,13 @@ attributes:
 """
 
 EXAMPLES = r"""
+- name: Sandbox | Drop the collection (deletes its data)
+  milvus_collection:
+    milvus: "{{ milvus_connection }}"
+    collection: media_embeddings
+    state: absent
+    confirm_drop: true
+
 - name: Deploy | Ensure the collection, dimension and metric from the Neo4j vector index
   milvus_collection:
     milvus: "{{ milvus_connection }}"
@@ -79,6 +97,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: Whether the collection was (or in check mode would be) created, changed or dropped.
+  returned: always
+  type: bool
 actions:
   description: What was (or in check mode would be) done, in order.
   returned: always
@@ -87,7 +109,7 @@ actions:
   sample: [create collection, create index, load collection]
 collection:
   description: The desired collection, fields and index.
-  returned: always
+  returned: with O(state=present)
   type: dict
 before:
   description: What Milvus described before the task.
@@ -110,7 +132,7 @@ from ansible.module_utils.hybrid_migration.argument_specs import (
 )
 from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j
 from ansible.module_utils.hybrid_migration.errors import MigrationError
-from ansible.module_utils.hybrid_migration.milvus_collection import ensure_collection, resolve_spec
+from ansible.module_utils.hybrid_migration.milvus_collection import drop_collection, ensure_collection, resolve_spec
 from ansible.module_utils.hybrid_migration.neo4j_source import vector_index_info
 from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, SourceModel
 
@@ -119,6 +141,8 @@ def argument_spec() -> dict:
     return merge_specs(
         {
             "collection": {"type": "str", "default": "media_embeddings"},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "confirm_drop": {"type": "bool", "default": False},
             "dimension": {"type": "int"},
             "metric": {"type": "str", "choices": ["COSINE", "L2", "IP"]},
             "hnsw_profile": {"type": "str", "choices": ["high_accuracy", "balanced", "fast"], "default": "balanced"},
@@ -147,9 +171,25 @@ def source_index(params: dict) -> dict | None:
         driver.close()
 
 
+def drop(module: AnsibleModule) -> None:
+    params = module.params
+    try:
+        client = open_milvus(MilvusSettings.from_mapping(params["milvus"]))
+        try:
+            result = drop_collection(client, params["collection"], params["confirm_drop"], module.check_mode)
+        finally:
+            client.close()
+    except MigrationError as error:
+        module.fail_json(msg=str(error))
+    diff = {"before": f"{params['collection']}: {result['row_count']} rows\n", "after": "(no collection)\n"}
+    module.exit_json(diff=diff if result["changed"] else {}, **result)
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    if params["state"] == "absent":
+        drop(module)
     try:
         spec = resolve_spec(
             params["collection"],

@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from .checkpoint import BatchMark, Checkpoint, Watermark, now_iso, resume_point
 from .errors import MigrationError, TerminalError, TransientError
 from .metrics import MetricsPusher, Rate
@@ -44,12 +46,21 @@ class CopyOptions:
     reject_file: Path
     batch_size: int = 1000
     concurrency: int = 4
+    read_page_size: int = 1000
+    max_rows_in_flight: int = 10_000
     id_max_length: int = 512
     resume_from: str | None = None
     fresh_start: bool = False
     max_reject_ratio: float = 0.001
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     check_mode: bool = False
+
+
+def writers_in_flight(options: CopyOptions) -> int:
+    """Parallel upserts: ``concurrency``, fewer when batches are so large that the memory in flight
+    (each batch is held as float32, as a protobuf and as gRPC's serialized copy) would pass
+    ``max_rows_in_flight`` rows."""
+    return max(1, min(options.concurrency, options.max_rows_in_flight // max(1, options.batch_size)))
 
 
 @dataclass
@@ -85,7 +96,7 @@ class PagePrefetcher:
 
     _END = object()
 
-    def __init__(self, read: Callable[[str, int], Page], last: str, seen_at_last: int, depth: int = 2) -> None:
+    def __init__(self, read: Callable[[str, int], Page], last: str, seen_at_last: int, depth: int = 1) -> None:
         self._read = read
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -127,6 +138,71 @@ class PagePrefetcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+@dataclass
+class WriteBatch:
+    """Rows for one upsert and where the read order stands once Milvus has them."""
+
+    batch: Batch
+    last_id: str
+    seen_at_last_id: int
+
+
+class BatchAssembler:
+    """Cuts validated read pages into write batches of ``batch_size`` rows.
+
+    Reads go in pages of a fixed size (large enough to be fast, small enough that
+    the Python floats of a page stay small); writes and checkpoints go by
+    ``batch_size``. A batch that ends inside a page resumes after its last row;
+    one that ends with a page resumes where the page says.
+    """
+
+    def __init__(self, batch_size: int, dimension: int) -> None:
+        self.batch_size = batch_size
+        self.dimension = dimension
+        self._parts: list[Batch] = []
+        self._rows = 0
+        self._mark: tuple[str, int] | None = None
+
+    def add(self, batch: Batch, page_last: str, page_seen: int) -> list[WriteBatch]:
+        ready: list[WriteBatch] = []
+        start = 0
+        while len(batch) - start > 0:
+            take = min(self.batch_size - self._rows, len(batch) - start)
+            part = Batch(
+                batch.ids[start : start + take],
+                batch.vectors[start : start + take],
+                batch.updated_at[start : start + take],
+            )
+            start += take
+            self._parts.append(part)
+            self._rows += take
+            ends_page = start == len(batch)
+            self._mark = (page_last, page_seen) if ends_page else (part.ids[-1], 1)
+            if self._rows >= self.batch_size:
+                ready.append(self._cut())
+        if len(batch) == 0:  # every row of the page was rejected: the read order still moves on
+            self._mark = (page_last, page_seen)
+            if not self._parts:
+                ready.append(WriteBatch(batch, page_last, page_seen))
+        return ready
+
+    def flush(self) -> list[WriteBatch]:
+        return [self._cut()] if self._parts else []
+
+    def _cut(self) -> WriteBatch:
+        parts, self._parts, self._rows = self._parts, [], 0
+        assert self._mark is not None
+        if len(parts) == 1:
+            merged = parts[0]
+        else:
+            merged = Batch(
+                [item for part in parts for item in part.ids],
+                np.concatenate([part.vectors for part in parts]),
+                np.concatenate([part.updated_at for part in parts]),
+            )
+        return WriteBatch(merged, *self._mark)
 
 
 class RejectLog:
@@ -348,12 +424,29 @@ class EmbeddingsCopy:
                 self._save(checkpoint)
                 self._publish(checkpoint, rejects)
 
-        with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="upsert") as pool:
+        writers = writers_in_flight(options)
+        with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="upsert") as pool:
             pages = PagePrefetcher(
-                lambda after, seen: self._read(partial(self.reader.string_id_page, after, seen, options.batch_size)),
+                lambda after, seen: self._read(
+                    partial(self.reader.string_id_page, after, seen, options.read_page_size)
+                ),
                 last,
                 seen_at_last,
             )
+            assembler = BatchAssembler(options.batch_size, options.dimension)
+
+            def submit(ready: list[WriteBatch]) -> None:
+                nonlocal sequence
+                for write in ready:
+                    mark = BatchMark(sequence, write.last_id, write.seen_at_last_id, len(write.batch))
+                    sequence += 1
+                    if options.check_mode:
+                        self.result.copied_this_run += len(write.batch)
+                        continue
+                    work = partial(self._write, write.batch) if len(write.batch) else (lambda: 0)
+                    in_flight[pool.submit(work)] = mark
+                    settle(block=len(in_flight) >= writers)
+
             try:
                 for page in pages:
                     if failure is not None:
@@ -361,21 +454,14 @@ class EmbeddingsCopy:
                     seen = {previous_id} if previous_id is not None else set()
                     batch = normalize(page.rows, options.dimension, options.id_max_length, seen_ids=seen)
                     self.result.read += len(page.rows)
+                    page.rows.clear()  # the Python floats are the bulk of the memory: free them before waiting
                     for reject in batch.rejects:
                         rejects.add(reject)
                     if batch.ids:
                         previous_id = batch.ids[-1]
-                    last, seen_at_last = page.last_key, page.seen_at_last_key
-                    mark = BatchMark(sequence, last, seen_at_last, len(batch))
-                    sequence += 1
-                    if options.check_mode:
-                        self.result.copied_this_run += len(batch)
-                        continue
-                    if batch.ids:
-                        in_flight[pool.submit(self._write, batch)] = mark
-                    else:
-                        in_flight[pool.submit(lambda: 0)] = mark
-                    settle(block=len(in_flight) >= options.concurrency)
+                    submit(assembler.add(batch, page.last_key, page.seen_at_last_key))
+                if failure is None:
+                    submit(assembler.flush())
             finally:
                 pages.close()
                 while in_flight:

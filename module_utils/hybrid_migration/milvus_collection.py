@@ -157,7 +157,10 @@ def observe(client: MilvusClient, name: str) -> ObservedCollection:
         }
     state = client.get_load_state(name).get("state")
     observed.loaded = getattr(state, "name", str(state)) == "Loaded"
-    observed.row_count = int(client.get_collection_stats(name).get("row_count", 0))
+    if observed.loaded:  # exact, deletes and upserts applied; the stats count rows not yet compacted away
+        observed.row_count = int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
+    else:
+        observed.row_count = int(client.get_collection_stats(name).get("row_count", 0))
     return observed
 
 
@@ -206,6 +209,29 @@ def ensure_collection(client: MilvusClient, spec: CollectionSpec, check_mode: bo
         "changed": plan.changed,
         "actions": plan.actions,
         "collection": spec.describe(),
+        "before": asdict(observed),
+        "row_count": observed.row_count,
+    }
+
+
+def drop_collection(client: MilvusClient, name: str, confirm: bool, check_mode: bool) -> dict[str, Any]:
+    """Remove the collection and its data; refused without ``confirm``, and says what it holds.
+
+    Raises:
+        TerminalError: the collection exists and ``confirm`` is false.
+    """
+    observed = observe(client, name)
+    if not observed.exists:
+        return {"changed": False, "actions": [], "before": asdict(observed), "row_count": 0}
+    if not confirm:
+        raise TerminalError(
+            f"dropping collection {name!r} deletes its {observed.row_count} rows; set confirm_drop=true to do it"
+        )
+    if not check_mode:
+        client.drop_collection(name)
+    return {
+        "changed": True,
+        "actions": [f"drop collection ({observed.row_count} rows)"],
         "before": asdict(observed),
         "row_count": observed.row_count,
     }
