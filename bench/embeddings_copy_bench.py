@@ -23,6 +23,7 @@ from pathlib import Path
 
 import _paths  # noqa: F401 - import path set-up
 import numpy as np
+import psutil
 from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j, open_redis
 from ansible.module_utils.hybrid_migration.embeddings_copy import CopyOptions as CopyOptionsDefaults
 from ansible.module_utils.hybrid_migration.milvus_collection import CollectionSpec, ensure_collection
@@ -32,7 +33,31 @@ from ansible.module_utils.hybrid_migration.seed import SeedPlan, media_id, norma
 from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, RedisSettings, SourceModel
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 RAW_COLLECTION, COPY_COLLECTION = "bench_raw_write", "bench_copy"
+
+
+def server_processes() -> list[psutil.Process]:
+    """Neo4j and Milvus of the sandbox, with their children."""
+    found = []
+    for pidfile in (ROOT / ".sandbox" / "neo4j" / "neo4j.pid", ROOT / ".sandbox" / "milvus.pid"):
+        leader = psutil.Process(json.loads(pidfile.read_text())["pid"])
+        found += [leader, *leader.children(recursive=True)]
+    return found
+
+
+def settle(limit: float = 90.0) -> float:
+    """Wait until Neo4j and Milvus are idle (background index builds, compaction), so that no
+    measurement pays for the work of the one before. Returns the seconds waited."""
+    started = time.monotonic()
+    processes = server_processes()
+    quiet = 0
+    while time.monotonic() - started < limit and quiet < 3:
+        before = sum(sum(p.cpu_times()[:2]) for p in processes)
+        time.sleep(1)
+        busy = sum(sum(p.cpu_times()[:2]) for p in processes) - before
+        quiet = quiet + 1 if busy < 0.15 else 0
+    return time.monotonic() - started
 
 
 def fresh_collection(client, name: str, dimension: int) -> None:
@@ -124,9 +149,12 @@ def main() -> None:
 
     rows = []
     for batch_size in batch_sizes:
+        settle()
         read = raw_read(reader, args.read_page_size)
+        settle()
         write = raw_write(client, args.count, args.dimensions, batch_size, args.concurrency)
         fresh_collection(client, COPY_COLLECTION, args.dimensions)
+        settle()
         copy = copy_in_subprocess(batch_size, args.concurrency, args.dimensions)
         bound = min(read["rate"], write["rate"])
         rows.append(
@@ -134,6 +162,7 @@ def main() -> None:
         )
         print(json.dumps(rows[-1]), flush=True)
     fresh_collection(client, COPY_COLLECTION, args.dimensions)
+    settle()
     small = copy_in_subprocess(1000, args.concurrency, args.dimensions, media_id(args.count - args.small_count - 1))
     full = next(row["copy"] for row in rows if row["batch_size"] == 1000) if 1000 in batch_sizes else None
     client.drop_collection(COPY_COLLECTION)
@@ -175,7 +204,8 @@ def render(results: dict) -> str:
         "the copy is the real one (read, validate, convert, upsert, checkpoint after every batch) in a process of",
         "its own (with MALLOC_ARENA_MAX=2, as the role runs it), whose peak RSS (VmHWM) is reported. Ratio is",
         "the copy rate over the slower of the two raw rates. At batch size 5000 the copy keeps two upserts in",
-        "flight instead of four (max_rows_in_flight 10,000).",
+        "flight instead of four (max_rows_in_flight 10,000). Before each measurement the benchmark waits until",
+        "Neo4j and Milvus are idle, so none pays for the background work (index builds, compaction) of another.",
         "",
         "| batch size | raw Neo4j read (items/s) | raw Milvus write (items/s) | copy (items/s) "
         "| copy / min(read, write) | copy peak RSS |",

@@ -36,7 +36,10 @@ options:
   milvus:
     required: true
   collection:
-    description: Target collection; it must exist (milvus_collection). Its dimension and id length apply.
+    description:
+      - Target collection; it must exist (milvus_collection). Its dimension and id length apply.
+      - In check mode a missing collection is allowed (a dry run of the whole migration), with the Neo4j
+        vector index's dimension.
     type: str
     default: media_embeddings
   batch_size:
@@ -189,7 +192,7 @@ from ansible.module_utils.hybrid_migration.errors import MigrationError
 from ansible.module_utils.hybrid_migration.metrics import MetricsPusher
 from ansible.module_utils.hybrid_migration.milvus_collection import observe
 from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
-from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingReader
+from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingReader, vector_index_info
 from ansible.module_utils.hybrid_migration.retry import RetryPolicy
 from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, SourceModel
 
@@ -229,15 +232,22 @@ def main() -> None:
         milvus_settings = MilvusSettings.from_mapping(params["milvus"])
         client = open_milvus(milvus_settings)
         target = observe(client, params["collection"])
-        if not target.exists or target.dimension is None:
+        driver = open_neo4j(neo4j_settings)
+        model = SourceModel.from_mapping(params["source"])
+        dimension = target.dimension
+        if dimension is None and module.check_mode:
+            # A dry run of the whole migration: deploy would create the collection with the index's dimension.
+            index = vector_index_info(driver, neo4j_settings.database, model.vector_index)
+            dimension = (index or {}).get("dimension")
+        if dimension is None:
+            driver.close()
             module.fail_json(
                 msg=f"Milvus collection {params['collection']!r} does not exist; "
                 "run ansible-playbook playbooks/deploy-milvus.yml first"
             )
-        driver = open_neo4j(neo4j_settings)
         options = CopyOptions(
             collection=params["collection"],
-            dimension=target.dimension,
+            dimension=int(dimension),
             id_max_length=target.id_max_length or 512,
             checkpoint_file=Path(params["checkpoint_file"]),
             reject_file=Path(params["reject_file"]),
@@ -259,10 +269,11 @@ def main() -> None:
         )
         try:
             copy = EmbeddingsCopy(
-                EmbeddingReader(driver, neo4j_settings.database, SourceModel.from_mapping(params["source"])),
+                EmbeddingReader(driver, neo4j_settings.database, model),
                 writer,
                 options,
                 metrics,
+                log=module.log,
             )
             result = asdict(copy.run())
         finally:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from .conftest import run_playbook, stats, task_results
+import json
 
-ODD_DIMENSIONS_OK = ("-e", "preflight_max_mixed_dimension_ratio=0.01")
+import pytest
+
+from .conftest import SANDBOX, drop_collection, milvus_client, run_playbook, stats, task_results
+
+# The small seed is 1% bad records on purpose (the demo's 20,000 are 0.05%).
+SMALL_SEED_VARS = ("-e", "preflight_max_mixed_dimension_ratio=0.01", "-e", "max_reject_ratio=0.05")
+CHECKPOINT = SANDBOX / "state" / "migration_checkpoint.json"
+REJECTS = SANDBOX / "state" / "embeddings_rejects.jsonl"
 
 
 def played_roles(done) -> set[str]:
@@ -13,20 +20,46 @@ def played_roles(done) -> set[str]:
     }
 
 
-def test_dry_run_of_everything_changes_nothing(small_seed) -> None:
-    done = run_playbook("run-migration.yml", "--check", *ODD_DIMENSIONS_OK)
-    assert done.returncode == 0, done.stdout[-2000:]
-    assert stats(done)["changed"] == 0
+@pytest.fixture()
+def clean_target(small_seed):
+    """No collection and no migration state, as before a first migration."""
+    drop_collection("media_embeddings")
+    CHECKPOINT.unlink(missing_ok=True)
+    REJECTS.unlink(missing_ok=True)
+
+
+def test_dry_run_of_everything_predicts_and_writes_nothing(clean_target) -> None:
+    done = run_playbook("run-migration.yml", "--check", *SMALL_SEED_VARS)
+    assert done.returncode == 0, done.stdout[-3000:]
     assert task_results(done, "Stop unless every check passed")[0]["msg"] == "Preflight passed"
+    deploy = task_results(done, "Ensure the collection")[0]
+    assert deploy["changed"] and deploy["actions"] == ["create collection", "create index", "load collection"]
+    copy = task_results(done, "Copy the embeddings")[0]
+    assert copy["changed"] and copy["copied_this_run"] == 1006 and copy["rejected"] == 11
+    assert not milvus_client().has_collection("media_embeddings")
+    assert not CHECKPOINT.exists() and not REJECTS.exists()
+
+
+def test_phases_by_tag_copy_everything_and_a_rerun_changes_nothing(clean_target) -> None:
+    done = run_playbook("run-migration.yml", "--tags", "deploy_milvus,migrate_embeddings", *SMALL_SEED_VARS)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert played_roles(done) == {"Checks", "Deploy Milvus", "Migrate embeddings"}
+    checkpoint = json.loads(CHECKPOINT.read_text())
+    assert checkpoint["complete"] and checkpoint["migrated"] == 1006 and checkpoint["rejected"] == 11
+    assert len(REJECTS.read_text().splitlines()) == 11
+    for mode in ([], ["--check"]):
+        again = run_playbook("run-migration.yml", *mode, *SMALL_SEED_VARS)
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert stats(again)["changed"] == 0, [t["task"]["name"] for p in again.json["plays"] for t in p["tasks"]]
 
 
 def test_one_phase_by_tag_runs_the_shared_checks_too(small_seed) -> None:
-    done = run_playbook("run-migration.yml", "--tags", "preflight", *ODD_DIMENSIONS_OK)
+    done = run_playbook("run-migration.yml", "--tags", "preflight", *SMALL_SEED_VARS)
     assert done.returncode == 0
     assert played_roles(done) == {"Checks", "Preflight"}
 
 
-def test_skipping_a_phase_by_tag_skips_it(small_seed) -> None:
-    done = run_playbook("run-migration.yml", "--skip-tags", "preflight")
+def test_skipping_a_phase_by_tag_skips_it(clean_target) -> None:
+    done = run_playbook("run-migration.yml", "--check", "--skip-tags", "preflight,migrate_embeddings", *SMALL_SEED_VARS)
     assert done.returncode == 0
-    assert played_roles(done) == {"Checks"}
+    assert played_roles(done) == {"Checks", "Deploy Milvus"}
