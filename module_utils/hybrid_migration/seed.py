@@ -509,49 +509,46 @@ def redis_bad_records(prefix: str) -> list[tuple[BadRecord, list[Operation]]]:
         entry_id = f"{BASE_EPOCH_MS + 10**12 + offset}-0"
         add(f"{good}:experiences {entry_id}", kind, reason, ("xadd", (f"{good}:experiences", entry), {"id": entry_id}))
     bad = prefix + "agent:agent-bad-"
-    add(
-        f"{bad}policy-json:policy",
-        "policy_bad_json",
-        "policy is not valid JSON",
-        ("sadd", (agents, "agent-bad-policy-json"), {}),
-        hset(f"{bad}policy-json", agent_hash("bad policy")),
-        ("set", (f"{bad}policy-json:policy", '{"epsilon": 0.1,'), {}),
-    )
-    add(
-        f"{bad}config-json",
-        "agent_bad_json",
-        "config is not valid JSON",
-        ("sadd", (agents, "agent-bad-config-json"), {}),
-        hset(f"{bad}config-json", agent_hash("bad config", config="{oops")),
-    )
-    add(
-        f"{bad}missing-fields",
-        "agent_missing_field",
-        "missing field name",
-        ("sadd", (agents, "agent-bad-missing-fields"), {}),
-        hset(f"{bad}missing-fields", agent_hash("", version="", created_at="", config="")),
-    )
-    add(
-        f"{bad}bad-created-at",
-        "agent_bad_timestamp",
-        "created_at is not ISO 8601",
-        ("sadd", (agents, "agent-bad-bad-created-at"), {}),
-        hset(f"{bad}bad-created-at", agent_hash("bad date", created_at="yesterday")),
-    )
-    add(
-        f"{bad}wrong-type:qvalues",
-        "wrong_type",
-        "key is a string, expected a hash",
-        ("sadd", (agents, "agent-bad-wrong-type"), {}),
-        hset(f"{bad}wrong-type", agent_hash("wrong type")),
-        ("set", (f"{bad}wrong-type:qvalues", "this should be a hash"), {}),
-    )
-    add(
-        f"{bad}dangling",
-        "agent_missing",
-        "agent listed in the agents set has no hash",
-        ("sadd", (agents, "agent-bad-dangling"), {}),
-    )
+    # suffix, kind, reason, the agent's hash (None: no hash at all), an extra string key (suffix, value)
+    bad_agents: list[tuple[str, str, str, dict[str, str] | None, tuple[str, str] | None]] = [
+        (
+            "policy-json",
+            "policy_bad_json",
+            "policy is not valid JSON",
+            agent_hash("bad policy"),
+            (":policy", '{"epsilon": 0.1,'),
+        ),
+        ("config-json", "agent_bad_json", "config is not valid JSON", agent_hash("bad config", config="{oops"), None),
+        (
+            "missing-fields",
+            "agent_missing_field",
+            "missing field name",
+            agent_hash("", version="", created_at="", config=""),
+            None,
+        ),
+        (
+            "bad-created-at",
+            "agent_bad_timestamp",
+            "created_at is not ISO 8601",
+            agent_hash("bad date", created_at="yesterday"),
+            None,
+        ),
+        (
+            "wrong-type",
+            "wrong_type",
+            "key is a string, expected a hash",
+            agent_hash("wrong type"),
+            (":qvalues", "this should be a hash"),
+        ),
+        ("dangling", "agent_missing", "agent listed in the agents set has no hash", None, None),
+    ]
+    for suffix, kind, reason, agent_fields, extra in bad_agents:
+        operations: list[Operation] = [("sadd", (agents, f"agent-bad-{suffix}"), {})]
+        if agent_fields is not None:
+            operations.append(hset(f"{bad}{suffix}", agent_fields))
+        if extra is not None:
+            operations.append(("set", (f"{bad}{suffix}{extra[0]}", extra[1]), {}))
+        add(f"{bad}{suffix}{extra[0] if extra else ''}", kind, reason, *operations)
     return entries  # fmt: skip
 
 
