@@ -72,6 +72,19 @@ def assert_milvus_equals_the_valid_source(small_seed, collection: str = COLLECTI
     assert max(distances) < 1e-5
 
 
+def playbook_vars(tmp_path: Path, **overrides) -> str:
+    """Extra variables that point migrate-embeddings.yml at the test collection and state files."""
+    values = {
+        "migrate_embeddings_collection": COLLECTION,
+        "migrate_embeddings_checkpoint_file": str(tmp_path / "checkpoint.json"),
+        "migrate_embeddings_reject_file": str(tmp_path / "rejects.jsonl"),
+        "migrate_embeddings_max_reject_ratio": 0.05,
+        "migrate_embeddings_poll_interval": 1,
+        **overrides,
+    }
+    return json.dumps(values)
+
+
 @pytest.fixture()
 def copy_args(small_seed, tmp_path: Path):
     ensure_test_collection(COLLECTION)
@@ -147,17 +160,7 @@ def test_resume_from_an_id_copies_only_what_follows(copy_args) -> None:
 
 def test_kill_9_at_random_moments_then_resume_loses_nothing(copy_args, small_seed, tmp_path: Path) -> None:
     checkpoint = tmp_path / "checkpoint.json"
-    extra = json.dumps(
-        {
-            "migrate_embeddings_collection": COLLECTION,
-            "migrate_embeddings_checkpoint_file": str(checkpoint),
-            "migrate_embeddings_reject_file": str(tmp_path / "rejects.jsonl"),
-            "migrate_embeddings_max_reject_ratio": 0.05,
-            "batch_size": 10,
-            "concurrency": 3,
-            "migrate_embeddings_poll_interval": 1,
-        }
-    )
+    extra = playbook_vars(tmp_path, batch_size=10, concurrency=3)
     rng = random.Random(20261124)
     kills = 0
     for target in sorted(rng.sample(range(3, 90), 3)):

@@ -10,25 +10,24 @@ import time
 from pathlib import Path
 
 from .conftest import BIN, ROOT, SANDBOX, ansible_env, milvus_client, run_playbook
-from .test_embeddings_copy import COLLECTION, assert_milvus_equals_the_valid_source, copy_args  # noqa: F401 - fixture
+from .test_embeddings_copy import (  # noqa: F401 - copy_args is a fixture
+    COLLECTION,
+    assert_milvus_equals_the_valid_source,
+    copy_args,
+    playbook_vars,
+)
 
 MILVUS_ONLY = '{"sandbox_services": ["milvus"]}'
 
 
 def test_milvus_killed_and_restarted_mid_copy(copy_args, small_seed, tmp_path: Path) -> None:  # noqa: F811 - fixture
     checkpoint = tmp_path / "checkpoint.json"
-    extra = json.dumps(
-        {
-            "migrate_embeddings_collection": COLLECTION,
-            "migrate_embeddings_checkpoint_file": str(checkpoint),
-            "migrate_embeddings_reject_file": str(tmp_path / "rejects.jsonl"),
-            "migrate_embeddings_max_reject_ratio": 0.05,
-            "migrate_embeddings_retry_attempts": 14,
-            "migrate_embeddings_retry_max_delay": 10,
-            "batch_size": 10,
-            "concurrency": 2,
-            "migrate_embeddings_poll_interval": 1,
-        }
+    extra = playbook_vars(
+        tmp_path,
+        migrate_embeddings_retry_attempts=14,
+        migrate_embeddings_retry_max_delay=10,
+        batch_size=10,
+        concurrency=2,
     )
     log = (tmp_path / "copy.log").open("w")
     copy = subprocess.Popen(
