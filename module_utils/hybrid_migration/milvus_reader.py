@@ -7,7 +7,7 @@ filter built by pasting them in would break or, worse, match other rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,9 +50,3 @@ def all_ids(client: MilvusClient, collection: str, batch_size: int = 5000) -> It
                 yield row[ID_FIELD]
     finally:
         iterator.close()
-
-
-def row_count(client: MilvusClient, collection: str) -> int:
-    """Rows visible to a strongly consistent count query."""
-    result: list[dict[str, Any]] = client.query(collection, filter="", output_fields=["count(*)"])
-    return int(result[0]["count(*)"])

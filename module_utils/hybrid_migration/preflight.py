@@ -19,6 +19,8 @@ import psutil
 from .connections import open_milvus, open_neo4j, open_postgres, open_redis
 from .errors import MigrationError
 from .formatting import human_bytes, human_duration
+from .milvus_collection import NEO4J_TO_MILVUS_METRIC
+from .neo4j_source import vector_index_info
 from .settings import (
     MilvusSettings,
     Neo4jSettings,
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     import neo4j
 
 PASSED, WARNING, FAILED, SKIPPED = "passed", "warning", "failed", "skipped"
-METRICS = {"cosine": "COSINE", "euclidean": "L2"}
 # Python holds a float of a Neo4j list as a 24-byte object plus an 8-byte pointer;
 # with numpy's copy and the gRPC message, a batch costs about this much per value.
 BYTES_PER_VALUE_IN_FLIGHT = 48
@@ -269,13 +270,11 @@ class Preflight:
         return Check("embeddings", status, f"{head}; {sentence}", facts)
 
     def check_vector_index(self) -> Check:
-        rows = self._neo4j_query(
-            "SHOW VECTOR INDEXES YIELD name, state, labelsOrTypes, properties, options "
-            "WHERE name = $name RETURN name, state, labelsOrTypes, properties, options",
-            name=self.model.vector_index,
-        )
+        if self.driver is None:
+            raise MigrationError("needs a Neo4j connection, which failed")
+        index = vector_index_info(self.driver, self.neo4j_settings.database, self.model.vector_index)
         explicit = self.options.metric
-        if not rows:
+        if index is None:
             sentence = f"no vector index named {self.model.vector_index!r}"
             if explicit:
                 self.facts["metric"] = explicit
@@ -285,26 +284,15 @@ class Preflight:
                 FAILED,
                 f"{sentence}: the Milvus metric cannot be derived; create the index or set the metric explicitly",
             )
-        row = rows[0]
-        config = (row["options"] or {}).get("indexConfig", {})
-        function = str(config.get("vector.similarity_function", "")).lower()
-        dimension = config.get("vector.dimensions")
-        metric = METRICS.get(function)
-        facts = {
-            "name": row["name"],
-            "state": row["state"],
-            "label": (row["labelsOrTypes"] or [None])[0],
-            "property": (row["properties"] or [None])[0],
-            "similarity_function": function,
-            "dimension": dimension,
-            "metric": explicit or metric,
-        }
+        function, dimension = index["similarity_function"], index["dimension"]
+        metric = NEO4J_TO_MILVUS_METRIC.get(function)
+        facts = {**index, "metric": explicit or metric}
         self.facts.update(vector_index=facts, metric=explicit or metric)
         if facts["label"] != self.model.label or facts["property"] != self.model.embedding_property:
             return Check(
                 "vector_index",
                 FAILED,
-                f"index {row['name']!r} covers :{facts['label']}({facts['property']}), "
+                f"index {index['name']!r} covers :{facts['label']}({facts['property']}), "
                 f"not :{self.model.label}({self.model.embedding_property})",
                 facts,
             )
@@ -317,14 +305,14 @@ class Preflight:
             return Check(
                 "vector_index",
                 FAILED,
-                f"index {row['name']!r} is {dimension}-d but the embeddings are {known}-d",
+                f"index {index['name']!r} is {dimension}-d but the embeddings are {known}-d",
                 facts,
             )
-        status = PASSED if row["state"] == "ONLINE" else WARNING
+        status = PASSED if index["state"] == "ONLINE" else WARNING
         return Check(
             "vector_index",
             status,
-            f"{row['name']} ({function}, {dimension}-d, {row['state']}) -> Milvus metric {explicit or metric}",
+            f"{index['name']} ({function}, {dimension}-d, {index['state']}) -> Milvus metric {explicit or metric}",
             facts,
         )
 
