@@ -24,11 +24,23 @@ def server_setting_args(settings: dict[str, Any], flag: str = "-c") -> list[str]
     return arguments
 
 
+def finding_lines(categories: dict[str, dict[str, Any]]) -> list[str]:
+    """One readable line per validation category: its count and example ids."""
+    lines = []
+    for name, category in categories.items():
+        samples = category.get("samples") or []
+        checked = "" if category.get("checked", True) else " (not checked in a sample)"
+        examples = f": {', '.join(samples)}" if samples else ""
+        lines.append(f"{name.replace('_', ' ')}: {category.get('count', 0)}{checked}{examples}")
+    return lines
+
+
 class FilterModule:
     """Registers the filters with Ansible."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
+            "finding_lines": finding_lines,
             "path_ancestors": path_ancestors,
             "server_setting_args": server_setting_args,
         }

@@ -23,4 +23,14 @@ def test_server_setting_args() -> None:
 
 
 def test_filters_are_registered() -> None:
-    assert set(filters.FilterModule().filters()) == {"path_ancestors", "server_setting_args"}
+    assert set(filters.FilterModule().filters()) == {"finding_lines", "path_ancestors", "server_setting_args"}
+
+
+def test_finding_lines_show_counts_examples_and_what_a_sample_cannot_check() -> None:
+    lines = filters.finding_lines(
+        {
+            "missing_in_milvus": {"count": 2, "samples": ["a", "b"]},
+            "orphan_in_milvus": {"count": 0, "samples": [], "checked": False},
+        }
+    )
+    assert lines == ["missing in milvus: 2: a, b", "orphan in milvus: 0 (not checked in a sample)"]
