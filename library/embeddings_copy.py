@@ -101,6 +101,25 @@ options:
     description: Seconds between pushes.
     type: float
     default: 5.0
+  catch_up:
+    description:
+      - After the copy, re-copy the nodes whose updated-at property (O(source.updated_at_property)) is at or
+        after the moment the copy started, in passes until one finds nothing Milvus lacks. A later run
+        catches up from where the last catch-up ended. Rows Milvus already holds with the same stamp
+        (written by dual-write) are not written again.
+      - When no node has the property, the result says so; validation with repair is then the safety net.
+    type: bool
+    default: true
+  catch_up_max_passes:
+    description: Most catch-up passes; when changes still arrive after them, dual-write carries them.
+    type: int
+    default: 10
+  catch_up_clock_skew_ms:
+    description:
+      - Margin subtracted from each catch-up moment, for clocks of the writers that run behind this
+        host's clock (updated-at is set by whoever writes to Neo4j).
+    type: int
+    default: 60000
 attributes:
   check_mode:
     support: full
@@ -174,6 +193,15 @@ checkpoint:
   description: The checkpoint as written.
   returned: always
   type: dict
+catch_up:
+  description:
+    - The catch-up pass; C(available) false with a C(reason) when the data has no updated-at property.
+    - C(passes), C(changed_rows) (rows changed since the moment), C(copied), C(already_current) (Milvus had
+      the same stamp), C(rejected), C(settled) (the last pass found nothing to copy), C(indexed) (a range
+      index serves the scan), C(since_epoch_ms), C(caught_up_to_epoch_ms), C(message).
+  returned: when O(catch_up) is true and the collection exists
+  type: dict
+  sample: {available: true, passes: 2, changed_rows: 57, copied: 57, already_current: 0, settled: true}
 """
 
 from dataclasses import asdict
@@ -186,13 +214,15 @@ from ansible.module_utils.hybrid_migration.argument_specs import (
     neo4j_argument_spec,
     source_argument_spec,
 )
+from ansible.module_utils.hybrid_migration.catch_up import CatchUp, CatchUpOptions
 from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j
 from ansible.module_utils.hybrid_migration.embeddings_copy import CopyOptions, EmbeddingsCopy
 from ansible.module_utils.hybrid_migration.errors import MigrationError
 from ansible.module_utils.hybrid_migration.metrics import MetricsPusher
 from ansible.module_utils.hybrid_migration.milvus_collection import observe
+from ansible.module_utils.hybrid_migration.milvus_reader import MilvusRows
 from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
-from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingReader, vector_index_info
+from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingLookup, vector_index_info
 from ansible.module_utils.hybrid_migration.retry import RetryPolicy
 from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, SourceModel
 
@@ -215,6 +245,9 @@ def argument_spec() -> dict:
             "retry_max_delay": {"type": "float", "default": 20.0},
             "pushgateway_url": {"type": "str", "default": ""},
             "metrics_interval": {"type": "float", "default": 5.0},
+            "catch_up": {"type": "bool", "default": True},
+            "catch_up_max_passes": {"type": "int", "default": 10},
+            "catch_up_clock_skew_ms": {"type": "int", "default": 60000},
         },
         neo4j_argument_spec(),
         milvus_argument_spec(),
@@ -267,14 +300,27 @@ def main() -> None:
         writer = MilvusWriter(
             client, params["collection"], milvus_settings.db_name, timeout=max(60.0, milvus_settings.timeout)
         )
-        try:
-            copy = EmbeddingsCopy(
-                EmbeddingReader(driver, neo4j_settings.database, model),
+        reader = EmbeddingLookup(driver, neo4j_settings.database, model)
+        catch_up = None
+        if params["catch_up"] and target.exists:
+            catch_up = CatchUp(
+                reader,
+                MilvusRows(client, params["collection"], milvus_settings.db_name),
                 writer,
-                options,
-                metrics,
+                CatchUpOptions(
+                    dimension=options.dimension,
+                    updated_at_property=model.updated_at_property,
+                    id_max_length=options.id_max_length,
+                    page_size=options.read_page_size,
+                    max_passes=params["catch_up_max_passes"],
+                    clock_skew_ms=params["catch_up_clock_skew_ms"],
+                    retry=options.retry,
+                    check_mode=module.check_mode,
+                ),
                 log=module.log,
             )
+        try:
+            copy = EmbeddingsCopy(reader, writer, options, metrics, log=module.log, catch_up=catch_up)
             result = asdict(copy.run())
         finally:
             driver.close()

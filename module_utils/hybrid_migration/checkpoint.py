@@ -40,6 +40,7 @@ class Checkpoint:
     finished_at: str | None = None
     collection: str = ""
     batches: int = 0
+    caught_up_to_epoch_ms: int = 0
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint | None:

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .catch_up import CatchUp
 from .checkpoint import BatchMark, Checkpoint, Watermark, now_iso, resume_point
-from .errors import MigrationError, TerminalError, TransientError
+from .errors import MigrationError, TransientError
 from .metrics import MetricsPusher, Rate
 from .milvus_writer import MilvusWriter
 from .neo4j_source import EmbeddingReader, Page
@@ -84,6 +85,7 @@ class CopyResult:
     checkpoint: dict[str, Any] = field(default_factory=dict)
     checkpoint_file: str = ""
     reject_file: str = ""
+    catch_up: dict[str, Any] | None = None
     message: str = ""
 
 
@@ -270,7 +272,9 @@ class EmbeddingsCopy:
         options: CopyOptions,
         metrics: MetricsPusher | None = None,
         log: Callable[[str], None] | None = None,
+        catch_up: CatchUp | None = None,
     ) -> None:
+        self.catch_up = catch_up
         self.reader = reader
         self.writer = writer
         self.options = options
@@ -296,9 +300,15 @@ class EmbeddingsCopy:
         if previous and previous.complete and not options.resume_from:
             self.result.complete = True
             self.result.started_from = "checkpoint (complete)"
-            self._finish_from(previous, RejectLog(options.reject_file, fresh=False, check_mode=True))
-            self.result.message = (
-                "nothing to do: the checkpoint says the copy is complete (fresh_start=true copies again)"
+            rejects = RejectLog(options.reject_file, fresh=False, check_mode=options.check_mode)
+            try:
+                self._catch_up(previous, rejects)
+            finally:
+                rejects.close()
+            self._finish_from(previous, rejects)
+            self.result.changed = bool(self.result.catch_up and self.result.catch_up["copied"])
+            self.result.message = "the checkpoint says the copy is complete (fresh_start=true copies again)" + (
+                f"; catch-up: {self.result.catch_up['message']}" if self.result.catch_up else ""
             )
             return self.result
         start = resume_point(previous, options.resume_from, options.fresh_start)
@@ -321,6 +331,7 @@ class EmbeddingsCopy:
             checkpoint.finished_at = now_iso()
             checkpoint.rejected = rejects.count
             self._save(checkpoint)
+            self._catch_up(checkpoint, rejects)
         except MigrationError as error:
             rejects.flush()
             checkpoint.rejected = rejects.count
@@ -337,8 +348,25 @@ class EmbeddingsCopy:
         self.result.complete = not options.check_mode
         self.result.seconds = round(time.monotonic() - started, 3)
         self._finish_from(checkpoint, rejects)
-        self.result.changed = self.result.copied_this_run > 0 or (options.check_mode and self.result.read > 0)
+        caught_up = bool(self.result.catch_up and self.result.catch_up["copied"])
+        self.result.changed = (
+            self.result.copied_this_run > 0 or caught_up or (options.check_mode and self.result.read > 0)
+        )
         return self.result
+
+    def _catch_up(self, checkpoint: Checkpoint, rejects: RejectLog) -> None:
+        """Re-copy what changed since the copy started (or since the last catch-up) and move the mark on."""
+        if self.catch_up is None:
+            return
+        since = checkpoint.caught_up_to_epoch_ms or checkpoint.started_at_epoch_ms
+        self.catch_up.on_reject = rejects.add
+        outcome = self.catch_up.run(since)
+        rejects.flush()
+        self.result.catch_up = asdict(outcome)
+        if outcome.available and outcome.caught_up_to_epoch_ms:
+            checkpoint.caught_up_to_epoch_ms = outcome.caught_up_to_epoch_ms
+            checkpoint.rejected = rejects.count
+            self._save(checkpoint)
 
     def _finish_from(self, checkpoint: Checkpoint, rejects: RejectLog) -> None:
         result = self.result
@@ -352,22 +380,9 @@ class EmbeddingsCopy:
         result.items_per_second = round(result.copied_this_run / result.seconds, 1) if result.seconds else 0.0
         result.checkpoint = asdict(checkpoint)
 
-    def _mapped(self, query: Callable[[], T]) -> T:
-        """Run a Neo4j call with its failures sorted into transient and terminal."""
-        from neo4j import exceptions as neo4j_errors
-
-        try:
-            return query()
-        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired, neo4j_errors.TransientError) as error:
-            raise TransientError(f"Neo4j read failed: {error}") from error
-        except neo4j_errors.Neo4jError as error:
-            raise TerminalError(f"Neo4j refused the read: {error.message}") from error
-        except OSError as error:
-            raise TransientError(f"Neo4j read failed: {error}") from error
-
     def _read(self, query: Callable[[], T]) -> T:
-        """A Neo4j read with retries for transient failures."""
-        return self._retry(lambda: self._mapped(query))
+        """A Neo4j read (the reader sorts its failures) with retries for transient ones."""
+        return self._retry(query)
 
     def _save(self, checkpoint: Checkpoint) -> None:
         if not self.options.check_mode:
@@ -481,7 +496,7 @@ class EmbeddingsCopy:
         options = self.options
         checkpoint.migrated -= checkpoint.other_ids_migrated  # this pass always runs whole; count it once
         checkpoint.other_ids_migrated = 0
-        for page in self._mapped(lambda: list(self.reader.other_id_pages(options.batch_size))):
+        for page in self._read(lambda: list(self.reader.other_id_pages(options.batch_size))):
             self.result.read += len(page.rows)
             texts = [check_id(row[0], options.id_max_length)[0] for row in page.rows]
             candidates = [text for text in texts if text]
