@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,40 @@ def ensure_test_collection(name: str, **overrides: Any) -> dict[str, Any]:
     )
     assert not result.get("failed"), result.get("msg")
     return result
+
+
+def kill_copy_after_batches(extra_vars: str, checkpoint: Path, batches: int) -> None:
+    """Start migrate-embeddings.yml and SIGKILL it (playbook and module) once ``batches`` are checkpointed.
+
+    Raises:
+        AssertionError: the copy ended before it could be killed.
+    """
+    import psutil
+
+    process = subprocess.Popen(
+        [str(BIN / "ansible-playbook"), "playbooks/migrate-embeddings.yml", "-e", extra_vars],
+        cwd=ROOT,
+        env=ansible_env("default"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            state = json.loads(checkpoint.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("batches", 0) >= batches and not state.get("complete"):
+            copies = [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if "AnsiballZ_embeddings_copy" in " ".join(p.info["cmdline"] or [])
+            ]
+            os.killpg(process.pid, signal.SIGKILL)
+            for copy in copies:
+                copy.kill()
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    assert not json.loads(checkpoint.read_text())["complete"], "the copy ended before the kill"

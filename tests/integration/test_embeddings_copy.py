@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import time
 import urllib.request
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import neo4j
 import numpy as np
-import psutil
 import pytest
 from ansible.module_utils.hybrid_migration.milvus_reader import all_ids, fetch_vectors
 
@@ -25,6 +22,7 @@ from .conftest import (
     ansible_env,
     drop_collection,
     ensure_test_collection,
+    kill_copy_after_batches,
     milvus_client,
     run_module,
     run_playbook,
@@ -80,6 +78,7 @@ def playbook_vars(tmp_path: Path, **overrides) -> str:
         "migrate_embeddings_reject_file": str(tmp_path / "rejects.jsonl"),
         "migrate_embeddings_max_reject_ratio": 0.05,
         "migrate_embeddings_poll_interval": 1,
+        "migration_run_state_file": str(tmp_path / "run_state.json"),
         **overrides,
     }
     return json.dumps(values)
@@ -164,34 +163,8 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(copy_args, small_see
     rng = random.Random(20261124)
     kills = 0
     for target in sorted(rng.sample(range(3, 90), 3)):
-        process = subprocess.Popen(
-            [str(BIN / "ansible-playbook"), "playbooks/migrate-embeddings.yml", "-e", extra],
-            cwd=ROOT,
-            env=ansible_env("default"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                state = json.loads(checkpoint.read_text())
-            except (OSError, ValueError):
-                state = {}
-            if state.get("batches", 0) >= target and not state.get("complete"):
-                copies = [
-                    p
-                    for p in psutil.process_iter(["cmdline"])
-                    if "AnsiballZ_embeddings_copy" in " ".join(p.info["cmdline"] or [])
-                ]
-                os.killpg(process.pid, signal.SIGKILL)
-                for copy in copies:
-                    copy.kill()
-                kills += 1
-                break
-            time.sleep(0.01)
-        process.wait(timeout=60)
-        assert not json.loads(checkpoint.read_text())["complete"], "the copy ended before the kill"
+        kill_copy_after_batches(extra, checkpoint, target)
+        kills += 1
     assert kills == 3
     done = run_playbook("playbooks/migrate-embeddings.yml", "-e", extra)
     assert done.returncode == 0, done.stdout[-2000:]
