@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _paths  # noqa: F401 - import path set-up
+from _sandbox import peak_rss_mb
 from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j
 from ansible.module_utils.hybrid_migration.embeddings_copy import CopyOptions, EmbeddingsCopy
 from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
@@ -49,14 +49,6 @@ def main() -> None:
         seconds = time.perf_counter() - started
     print(json.dumps({"copied": result.copied_this_run, "rejected": result.rejected, "seconds": seconds,
                       "peak_rss_mb": peak_rss_mb()}))  # fmt: skip
-
-
-def peak_rss_mb() -> float:
-    """This process's own high-water RSS (VmHWM); rusage would count the parent's image before exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":

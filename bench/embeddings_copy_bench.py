@@ -19,45 +19,17 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import _paths  # noqa: F401 - import path set-up
 import numpy as np
-import psutil
-from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j, open_redis
+from _sandbox import HERE, connect, neo4j_settings, seed, settle, write_section
 from ansible.module_utils.hybrid_migration.embeddings_copy import CopyOptions as CopyOptionsDefaults
 from ansible.module_utils.hybrid_migration.milvus_collection import CollectionSpec, ensure_collection
 from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
 from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingReader
-from ansible.module_utils.hybrid_migration.seed import SeedPlan, media_id, normalised_vectors, seed_sandbox
-from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, RedisSettings, SourceModel
+from ansible.module_utils.hybrid_migration.seed import media_id, normalised_vectors
+from ansible.module_utils.hybrid_migration.settings import SourceModel
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 RAW_COLLECTION, COPY_COLLECTION = "bench_raw_write", "bench_copy"
-
-
-def server_processes() -> list[psutil.Process]:
-    """Neo4j and Milvus of the sandbox, with their children."""
-    found = []
-    for pidfile in (ROOT / ".sandbox" / "neo4j" / "neo4j.pid", ROOT / ".sandbox" / "milvus.pid"):
-        leader = psutil.Process(json.loads(pidfile.read_text())["pid"])
-        found += [leader, *leader.children(recursive=True)]
-    return found
-
-
-def settle(limit: float = 90.0) -> float:
-    """Wait until Neo4j and Milvus are idle (background index builds, compaction), so that no
-    measurement pays for the work of the one before. Returns the seconds waited."""
-    started = time.monotonic()
-    processes = server_processes()
-    quiet = 0
-    while time.monotonic() - started < limit and quiet < 3:
-        before = sum(sum(p.cpu_times()[:2]) for p in processes)
-        time.sleep(1)
-        busy = sum(sum(p.cpu_times()[:2]) for p in processes) - before
-        quiet = quiet + 1 if busy < 0.15 else 0
-    return time.monotonic() - started
 
 
 def fresh_collection(client, name: str, dimension: int) -> None:
@@ -124,28 +96,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--read-page-size", type=int, default=CopyOptionsDefaults.read_page_size)
     parser.add_argument("--skip-seed", action="store_true")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
 
-    neo4j_settings = Neo4jSettings.from_mapping({"password": os.environ.get("NEO4J_PASSWORD", "sandbox-neo4j-secret")})
-    driver = open_neo4j(neo4j_settings)
-    client = open_milvus(MilvusSettings(timeout=60))
-    model = SourceModel()
-    seed_seconds = None
-    if not args.skip_seed:
-        redis_client = open_redis(
-            RedisSettings.from_mapping({"password": os.environ.get("REDIS_PASSWORD", "sandbox-redis-secret")})
-        )
-        plan = SeedPlan(
-            media_count=args.count, dimensions=args.dimensions, user_count=100, watched_per_user=5,
-            similar_per_media=1, agent_count=2, experiences_per_agent=10, qvalues_per_agent=10,
-        )  # fmt: skip
-        started = time.perf_counter()
-        seed_sandbox(driver, "neo4j", redis_client, "agentdb:", model, plan, False, False, replace_other_data=True)
-        seed_seconds = time.perf_counter() - started
-        print(f"seeded {args.count} in {seed_seconds:.0f}s", flush=True)
-    reader = EmbeddingReader(driver, neo4j_settings.database, model)
+    driver, client = connect()
+    seed_seconds = None if args.skip_seed else seed(driver, args.count, args.dimensions)
+    reader = EmbeddingReader(driver, neo4j_settings().database, SourceModel())
 
     rows = []
     for batch_size in batch_sizes:
@@ -181,14 +137,12 @@ def main() -> None:
         "rss_full": full,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    args.output.write_text(render(results))
-    print(args.output.read_text())
+    write_section("embeddings_copy", render(results))
+    print(render(results))
 
 
 def render(results: dict) -> str:
     lines = [
-        "# Benchmark results",
-        "",
         "## Embedding copy Neo4j -> Milvus",
         "",
         f"Measured {results['date']} on this project's sandbox ({results['machine']}; Neo4j 5.26 and Milvus 2.3.5",

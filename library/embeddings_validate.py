@@ -63,7 +63,7 @@ options:
   page_size:
     description: Rows per Milvus read in a full scan (Neo4j is read in pages of 1000).
     type: int
-    default: 5000
+    default: 1000
 attributes:
   check_mode:
     support: full
@@ -161,6 +161,7 @@ from ansible.module_utils.hybrid_migration.milvus_reader import MilvusRows
 from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
 from ansible.module_utils.hybrid_migration.neo4j_source import EmbeddingLookup
 from ansible.module_utils.hybrid_migration.settings import MilvusSettings, Neo4jSettings, SourceModel
+from ansible.module_utils.hybrid_migration.source_process import ChildProcessBatches
 from ansible.module_utils.hybrid_migration.validation import ValidateOptions, Validation
 
 
@@ -174,7 +175,7 @@ def argument_spec() -> dict:
             "tolerance": {"type": "float", "default": 0.00001},
             "fix_inconsistencies": {"type": "bool", "default": False},
             "max_report_samples": {"type": "int", "default": 10},
-            "page_size": {"type": "int", "default": 5000},
+            "page_size": {"type": "int", "default": 1000},
         },
         neo4j_argument_spec(),
         milvus_argument_spec(),
@@ -208,15 +209,17 @@ def main() -> None:
                 msg=f"Milvus collection {params['collection']!r} does not exist; nothing to validate "
                 "(run playbooks/deploy-milvus.yml and playbooks/migrate-embeddings.yml first)"
             )
+        model = SourceModel.from_mapping(params["source"])
+        id_max_length = target.id_max_length or 512
         driver = open_neo4j(neo4j_settings)
         try:
             validation = Validation(
-                EmbeddingLookup(driver, neo4j_settings.database, SourceModel.from_mapping(params["source"])),
+                EmbeddingLookup(driver, neo4j_settings.database, model),
                 MilvusRows(client, params["collection"], milvus_settings.db_name, max(60.0, milvus_settings.timeout)),
                 MilvusWriter(client, params["collection"], milvus_settings.db_name, max(60.0, milvus_settings.timeout)),
                 ValidateOptions(
                     dimension=int(target.dimension),
-                    id_max_length=target.id_max_length or 512,
+                    id_max_length=id_max_length,
                     full_scan=params["full_scan"],
                     sample_size=params["sample_size"],
                     min_success_rate=params["min_success_rate"],
@@ -227,6 +230,10 @@ def main() -> None:
                     check_mode=module.check_mode,
                 ),
                 log=module.log,
+                # A full scan decodes Neo4j's floats in a child process, on the other core.
+                source_batches=lambda: ChildProcessBatches(
+                    neo4j_settings, model, int(target.dimension or 0), id_max_length
+                ),
             )
             result = asdict(validation.run())
         finally:

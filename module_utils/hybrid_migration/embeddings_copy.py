@@ -12,8 +12,6 @@ replayed batches are upserts on the source id.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,6 +29,7 @@ from .errors import MigrationError, TransientError
 from .metrics import MetricsPusher, Rate
 from .milvus_writer import MilvusWriter
 from .neo4j_source import EmbeddingReader, Page
+from .prefetch import Prefetch
 from .retry import RetryPolicy, with_retries
 from .transform import Batch, Reject, check_id, normalize
 
@@ -87,59 +86,6 @@ class CopyResult:
     reject_file: str = ""
     catch_up: dict[str, Any] | None = None
     message: str = ""
-
-
-class PagePrefetcher:
-    """Reads the next page in a thread while the current one is validated and sent.
-
-    The Neo4j query spends most of its time waiting on the server, so reading
-    ahead overlaps that wait with the Python work on the page before it.
-    """
-
-    _END = object()
-
-    def __init__(self, read: Callable[[str, int], Page], last: str, seen_at_last: int, depth: int = 1) -> None:
-        self._read = read
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(last, seen_at_last), name="prefetch", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, last: str, seen_at_last: int) -> None:
-        try:
-            while not self._stop.is_set():
-                page = self._read(last, seen_at_last)
-                if not page.rows:
-                    break
-                if not self._put(page):
-                    return
-                last, seen_at_last = page.last_key, page.seen_at_last_key
-        except BaseException as error:  # handed to the consumer, raised there
-            self._put(error)
-            return
-        self._put(self._END)
-
-    def __iter__(self) -> Iterator[Page]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 @dataclass
@@ -407,6 +353,15 @@ class EmbeddingsCopy:
         assert writer is not None
         return self._retry(lambda: writer.upsert(batch.ids, batch.vectors, batch.updated_at))
 
+    def _string_id_pages(self, last: str, seen_at_last: int) -> Iterator[Page]:
+        """Read pages in id order from a resume point, each read retried (and counted) on transient failures."""
+        while True:
+            page = self._read(partial(self.reader.string_id_page, last, seen_at_last, self.options.read_page_size))
+            if not page.rows:
+                return
+            yield page
+            last, seen_at_last = page.last_key, page.seen_at_last_key
+
     def _copy_string_ids(self, checkpoint: Checkpoint, rejects: RejectLog, last: str, seen_at_last: int) -> None:
         options = self.options
         watermark = Watermark()
@@ -441,13 +396,7 @@ class EmbeddingsCopy:
 
         writers = writers_in_flight(options)
         with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="upsert") as pool:
-            pages = PagePrefetcher(
-                lambda after, seen: self._read(
-                    partial(self.reader.string_id_page, after, seen, options.read_page_size)
-                ),
-                last,
-                seen_at_last,
-            )
+            pages = Prefetch(self._string_id_pages(last, seen_at_last))
             assembler = BatchAssembler(options.batch_size, options.dimension)
 
             def submit(ready: list[WriteBatch]) -> None:

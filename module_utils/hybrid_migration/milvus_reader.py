@@ -54,7 +54,13 @@ def decode_float_array(message: Any) -> np.ndarray:
 
 
 class MilvusRows:
-    """Strongly consistent reads of one collection: pages in id order, lookups by id, deletes."""
+    """Reads of one collection that see every write made before them: pages in id order, lookups by id,
+    deletes.
+
+    A strongly consistent query waits for Milvus's time tick (about 200 ms here), which would dominate a
+    scan of small pages. So a scan's first page is strong and the later ones are not: once the first has
+    been served, everything written before the scan started is visible to every query after it.
+    """
 
     def __init__(self, client: MilvusClient, collection: str, db_name: str = "default", timeout: float = 60.0) -> None:
         self.client = client
@@ -62,8 +68,10 @@ class MilvusRows:
         self.db_name = db_name
         self.timeout = timeout
 
-    def _query(self, expression: str, fields: list[str], limit: int | None = None) -> dict[str, Any]:
-        """One Query RPC at strong consistency; returns the response's fields by name.
+    def _query(
+        self, expression: str, fields: list[str], limit: int | None = None, strong: bool = True
+    ) -> dict[str, Any]:
+        """One Query RPC (strongly consistent unless told otherwise); returns the response's fields by name.
 
         Raises:
             TransientError: Milvus is unavailable or timed out.
@@ -78,9 +86,9 @@ class MilvusRows:
             collection_name=self.collection,
             expr=expression,
             output_fields=fields,
-            guarantee_timestamp=0,
+            guarantee_timestamp=0 if strong else 1,
             use_default_consistency=False,
-            consistency_level=common_pb2.ConsistencyLevel.Strong,
+            consistency_level=common_pb2.ConsistencyLevel.Strong if strong else common_pb2.ConsistencyLevel.Eventually,
         )
         if limit is not None:
             # "iterator" makes Milvus reduce the segments' results in primary-key order under the limit.
@@ -118,7 +126,8 @@ class MilvusRows:
     def page(self, after: str | None, page_size: int = 5000) -> tuple[list[str], np.ndarray]:
         """The next (ids, vectors) page after ``after`` in ascending id order (byte order of the UTF-8 ids)."""
         expression = f'{ID_FIELD} != ""' if after is None else f"{ID_FIELD} > {string_literal(after)}"
-        fields = self._query(expression, [ID_FIELD, VECTOR_FIELD], max(1, min(page_size, MAX_QUERY_LIMIT)))
+        limit = max(1, min(page_size, MAX_QUERY_LIMIT))
+        fields = self._query(expression, [ID_FIELD, VECTOR_FIELD], limit, strong=after is None)
         ids = self._ids(fields)
         return ids, self._vectors(fields, len(ids))
 
@@ -185,7 +194,7 @@ def all_ids(client: MilvusClient, collection: str, batch_size: int = 5000) -> It
     after: str | None = None
     while True:
         expression = f'{ID_FIELD} != ""' if after is None else f"{ID_FIELD} > {string_literal(after)}"
-        ids = rows._ids(rows._query(expression, [ID_FIELD], limit))
+        ids = rows._ids(rows._query(expression, [ID_FIELD], limit, strong=after is None))
         if not ids:
             return
         yield from ids

@@ -15,18 +15,18 @@ findings accumulate, then re-reads exactly those ids to confirm.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from .neo4j_source import Page, Row
+from .prefetch import Prefetch
 from .retry import RetryPolicy, with_retries
+from .source_process import string_id_batches
 from .transform import Batch, Reject, check_id, normalize
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ class ValidateOptions:
     fix: bool = False
     max_report_samples: int = 10
     source_page_size: int = 1000
-    target_page_size: int = 5000
+    target_page_size: int = 1000
     confirm_batch: int = 1000
     repair_batch: int = 1000
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -131,10 +131,14 @@ class ValidationResult:
 
 
 def distances(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Row-wise L2 distance between two float32 matrices of one shape."""
+    """Row-wise L2 distance between two float32 matrices of one shape.
+
+    In float32: the difference of two close float32 values is exact, and the sum of squares is far
+    more precise than the 1e-5 tolerance needs.
+    """
     if source.shape != target.shape:
         raise ValueError(f"shapes differ: {source.shape} and {target.shape}")
-    difference = source.astype(np.float64) - target.astype(np.float64)
+    difference = np.subtract(source, target, dtype=np.float32)
     return np.sqrt(np.einsum("ij,ij->i", difference, difference))
 
 
@@ -152,51 +156,6 @@ def gate_message(rate: float, minimum: float, findings: dict[str, int]) -> str:
     )
 
 
-class Prefetch:
-    """Runs an iterator in a thread, one item ahead, so both servers are read at once."""
-
-    _END = object()
-
-    def __init__(self, items: Iterator[Any], depth: int = 1) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._items = items
-        self._thread = threading.Thread(target=self._run, name="validate-prefetch", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put(item):
-                    return
-        except BaseException as error:  # handed to the consumer, raised there
-            self._put(error)
-            return
-        self._put(self._END)
-
-    def __iter__(self) -> Iterator[Any]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 class Validation:
     """One validation run; ``run()`` returns the result or raises ``MigrationError``."""
 
@@ -207,7 +166,9 @@ class Validation:
         writer: Writer,
         options: ValidateOptions,
         log: Callable[[str], None] | None = None,
+        source_batches: Callable[[], Iterable[Batch]] | None = None,
     ) -> None:
+        self.source_batches = source_batches
         self.source = source
         self.target = target
         self.writer = writer
@@ -257,19 +218,16 @@ class Validation:
         self.tallies[category].add(item_id, self.options.max_report_samples)
 
     def _compare_pairs(self) -> None:
-        """Compare the matched (id, source vector, target vector) pairs collected so far, in one numpy pass."""
+        """Compare the pairs that point lookups matched, in one numpy pass."""
         if not self._pairs:
             return
         pairs, self._pairs = self._pairs, []
-        measured = distances(np.stack([pair[1] for pair in pairs]), np.stack([pair[2] for pair in pairs]))
-        self.max_distance = max(self.max_distance, float(measured.max()))
-        for (item_id, vector, _, stamp), distance in zip(pairs, measured, strict=True):
-            if distance < self.options.tolerance:
-                self.matching += 1
-            else:
-                self._finding(MISMATCH, item_id)
-                self._to_upsert[item_id] = (vector, stamp)
-        self._repair_if_due()
+        self._compare_block(
+            [pair[0] for pair in pairs],
+            np.stack([pair[1] for pair in pairs]),
+            np.stack([pair[2] for pair in pairs]),
+            np.asarray([pair[3] for pair in pairs], dtype=np.int64),
+        )
 
     def _pair(self, item_id: str, source: np.ndarray, target: np.ndarray, stamp: int) -> None:
         self._pairs.append((item_id, source, target, stamp))
@@ -361,23 +319,18 @@ class Validation:
 
     # Modes
 
-    def _source_batches(self) -> Iterator[Batch]:
-        """Normalized pages of string-id rows in id order (the copy's reader and rules)."""
-        last, seen_at_last, previous = "", 0, None
-        while True:
-            page = self._retry(
-                lambda last=last, seen=seen_at_last: self.source.string_id_page(
-                    last, seen, self.options.source_page_size
-                )
-            )
-            if not page.rows:
-                return
-            seen = {previous} if previous is not None else set()
-            batch = normalize(page.rows, self.options.dimension, self.options.id_max_length, seen_ids=seen)
-            if batch.ids:
-                previous = batch.ids[-1]
-            yield batch
-            last, seen_at_last = page.last_key, page.seen_at_last_key
+    def _source_batches(self) -> Iterable[Batch]:
+        """Normalized pages of string-id rows in id order: from the child process when there is one."""
+        if self.source_batches is not None:
+            return self.source_batches()
+        options = self.options
+        return string_id_batches(
+            self.source.string_id_page,
+            options.dimension,
+            options.id_max_length,
+            options.source_page_size,
+            options.retry,
+        )
 
     def _target_pages(self) -> Iterator[tuple[list[str], np.ndarray]]:
         after: str | None = None
@@ -389,26 +342,31 @@ class Validation:
             after = ids[-1]
 
     def _full_scan(self) -> None:
+        """Merge the two id-ordered streams block by block: a two-pointer walk over the ids of the current
+        source batch and target page, then one numpy comparison of the rows both hold."""
         options = self.options
-        sources = Prefetch(self._source_batches())
-        targets = Prefetch(self._target_pages())
+        batches = self._source_batches()
+        sources = Prefetch(batches, depth=3)
+        targets = Prefetch(self._target_pages(), depth=2)
         try:
-            source_items = self._flatten_source(iter(sources))
-            target_items = self._flatten_target(iter(targets))
-            source_item = next(source_items, None)
-            target_item = next(target_items, None)
-            while source_item is not None or target_item is not None:
-                if target_item is None or (source_item is not None and source_item[0] < target_item[0]):
-                    assert source_item is not None
-                    self._pending_source[source_item[0]] = (source_item[1], source_item[2])
-                    source_item = next(source_items, None)
-                elif source_item is None or target_item[0] < source_item[0]:
-                    self._pending_target.append(target_item[0])
-                    target_item = next(target_items, None)
+            source_blocks, target_blocks = iter(sources), iter(targets)
+            source = self._next_source(source_blocks)
+            target = self._next_target(target_blocks)
+            i = j = 0
+            while source is not None or target is not None:
+                if target is None:
+                    assert source is not None
+                    self._source_only(source, range(i, len(source.ids)))
+                    source, i = self._next_source(source_blocks), 0
+                elif source is None:
+                    self._pending_target.extend(target[0][j:])
+                    target, j = self._next_target(target_blocks), 0
                 else:
-                    self._pair(source_item[0], source_item[1], target_item[1], source_item[2])
-                    source_item = next(source_items, None)
-                    target_item = next(target_items, None)
+                    i, j = self._merge_blocks(source, target, i, j)
+                    if i == len(source.ids):
+                        source, i = self._next_source(source_blocks), 0
+                    if j == len(target[0]):
+                        target, j = self._next_target(target_blocks), 0
                 if len(self._pending_source) >= options.confirm_batch:
                     self._confirm_source_only()
                 if len(self._pending_target) >= options.confirm_batch:
@@ -416,25 +374,72 @@ class Validation:
         finally:
             sources.close()
             targets.close()
-        self._compare_pairs()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
         self._confirm_source_only()
         self._other_ids()
         self._confirm_target_only()
         self._compare_pairs()
 
-    def _flatten_source(self, batches: Iterator[Batch]) -> Iterator[tuple[str, np.ndarray, int]]:
-        for batch in batches:
+    def _next_source(self, blocks: Iterator[Batch]) -> Batch | None:
+        for batch in blocks:
             self._note_rejects(batch.rejects)
             self.source_rows += len(batch)
-            stamps = batch.updated_at.tolist()
-            for index, item_id in enumerate(batch.ids):
-                yield item_id, batch.vectors[index], stamps[index]
+            if len(batch):
+                return batch
+        return None
 
-    def _flatten_target(self, pages: Iterator[tuple[list[str], np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
-        for ids, vectors in pages:
+    def _next_target(self, blocks: Iterator[tuple[list[str], np.ndarray]]) -> tuple[list[str], np.ndarray] | None:
+        for ids, vectors in blocks:
             self.milvus_rows += len(ids)
-            for index, item_id in enumerate(ids):
-                yield item_id, vectors[index]
+            if ids:
+                return ids, vectors
+        return None
+
+    def _source_only(self, batch: Batch, indexes: Iterable[int]) -> None:
+        stamps = batch.updated_at
+        for index in indexes:
+            self._pending_source[batch.ids[index]] = (batch.vectors[index], int(stamps[index]))
+
+    def _merge_blocks(self, source: Batch, target: tuple[list[str], np.ndarray], i: int, j: int) -> tuple[int, int]:
+        """Walk both blocks from (i, j) until one ends; return where each stopped."""
+        source_ids, (target_ids, target_vectors) = source.ids, target
+        matched_source: list[int] = []
+        matched_target: list[int] = []
+        source_only: list[int] = []
+        while i < len(source_ids) and j < len(target_ids):
+            left, right = source_ids[i], target_ids[j]
+            if left == right:
+                matched_source.append(i)
+                matched_target.append(j)
+                i += 1
+                j += 1
+            elif left < right:
+                source_only.append(i)
+                i += 1
+            else:
+                self._pending_target.append(right)
+                j += 1
+        self._source_only(source, source_only)
+        if matched_source:
+            self._compare_block(
+                [source_ids[k] for k in matched_source],
+                source.vectors[matched_source],
+                target_vectors[matched_target],
+                source.updated_at[matched_source],
+            )
+        return i, j
+
+    def _compare_block(self, ids: list[str], source: np.ndarray, target: np.ndarray, stamps: np.ndarray) -> None:
+        measured = distances(source, target)
+        self.max_distance = max(self.max_distance, float(measured.max()))
+        unequal = np.flatnonzero(measured >= self.options.tolerance)
+        self.matching += len(ids) - len(unequal)
+        for index in unequal:
+            self._finding(MISMATCH, ids[index])
+            self._to_upsert[ids[index]] = (source[index], int(stamps[index]))
+        self._repair_if_due()
 
     def _other_ids(self) -> None:
         """Nodes whose id is missing or not a string, by the copy's rules (an integer id is stored as its text,
@@ -452,9 +457,7 @@ class Validation:
             batch = normalize(rows, options.dimension, options.id_max_length)
             self._note_rejects(batch.rejects)
             self.source_rows += len(batch)
-            stamps = batch.updated_at.tolist()
-            for index, item_id in enumerate(batch.ids):
-                self._pending_source[item_id] = (batch.vectors[index], stamps[index])
+            self._source_only(batch, range(len(batch)))
         self._confirm_source_only()
 
     def _sample(self) -> None:
@@ -468,9 +471,7 @@ class Validation:
             )
             self._note_rejects(batch.rejects)
             self.source_rows += len(batch)
-            stamps = batch.updated_at.tolist()
-            for index, item_id in enumerate(batch.ids):
-                self._pending_source[item_id] = (batch.vectors[index], stamps[index])
+            self._source_only(batch, range(len(batch)))
             self._confirm_source_only()
         self.milvus_rows = self._retry(self.target.count)
 
