@@ -92,7 +92,6 @@ class CatchUp:
         target: StampTarget,
         writer: Writer | None,
         options: CatchUpOptions,
-        on_reject: Callable[[Reject], None] | None = None,
         log: Callable[[str], None] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -100,14 +99,14 @@ class CatchUp:
         self.target = target
         self.writer = writer
         self.options = options
-        self.on_reject = on_reject or (lambda _reject: None)
         self.log = log or (lambda _message: None)
         self.clock = clock
 
     def _retry(self, operation: Callable[[], T]) -> T:
         return with_retries(operation, self.options.retry, on_retry=lambda n, e, d: self.log(f"retry {n}: {e}"))
 
-    def run(self, since_ms: int) -> CatchUpResult:
+    def run(self, since_ms: int, on_reject: Callable[[Reject], None] | None = None) -> CatchUpResult:
+        """Catch up from ``since_ms``; each row that cannot move goes to ``on_reject`` (the copy's reject file)."""
         options = self.options
         started = time.monotonic()
         result = CatchUpResult(since_epoch_ms=since_ms)
@@ -126,7 +125,7 @@ class CatchUp:
         for _ in range(options.max_passes):
             pass_started = self.clock()
             result.passes += 1
-            new = self._one_pass(since, pass_started, written, result)
+            new = self._one_pass(since, pass_started, written, result, on_reject or (lambda _reject: None))
             result.caught_up_to_epoch_ms = pass_started
             if new == 0 or options.check_mode:
                 result.settled = new == 0
@@ -153,7 +152,14 @@ class CatchUp:
             )
         return result
 
-    def _one_pass(self, since: int, until: int, written: dict[str, int], result: CatchUpResult) -> int:
+    def _one_pass(
+        self,
+        since: int,
+        until: int,
+        written: dict[str, int],
+        result: CatchUpResult,
+        on_reject: Callable[[Reject], None],
+    ) -> int:
         """Upsert the rows changed in [``since``, ``until``) that Milvus lacks; return how many that was.
 
         Rows stamped from ``until`` on belong to the next pass, so a pass ends even while writes go on.
@@ -172,7 +178,7 @@ class CatchUp:
             batch = normalize(rows, options.dimension, options.id_max_length)
             for reject in batch.rejects:
                 result.rejected += 1
-                self.on_reject(reject)
+                on_reject(reject)
             if not batch.ids:
                 continue
             stamps = batch.updated_at.tolist()

@@ -31,7 +31,7 @@ from .milvus_writer import MilvusWriter
 from .neo4j_source import EmbeddingReader, Page
 from .prefetch import Prefetch
 from .retry import RetryPolicy, with_retries
-from .transform import Batch, Reject, check_id, normalize
+from .transform import Batch, Reject, normalize, normalize_other_ids
 
 T = TypeVar("T")
 
@@ -305,8 +305,7 @@ class EmbeddingsCopy:
         if self.catch_up is None:
             return
         since = checkpoint.caught_up_to_epoch_ms or checkpoint.started_at_epoch_ms
-        self.catch_up.on_reject = rejects.add
-        outcome = self.catch_up.run(since)
+        outcome = self.catch_up.run(since, on_reject=rejects.add)
         rejects.flush()
         self.result.catch_up = asdict(outcome)
         if outcome.available and outcome.caught_up_to_epoch_ms:
@@ -436,30 +435,19 @@ class EmbeddingsCopy:
         self._save(checkpoint)
 
     def _copy_other_ids(self, checkpoint: Checkpoint, rejects: RejectLog) -> None:
-        """Nodes whose id is missing or not a string: rare, so written one batch at a time.
-
-        An id that is not a string is stored as its text; when another node has
-        that text as its string id, the two would collide in Milvus, so this one
-        is rejected as a duplicate.
-        """
+        """Nodes whose id is missing or not a string (transform.normalize_other_ids): rare, so written one
+        batch at a time."""
         options = self.options
         checkpoint.migrated -= checkpoint.other_ids_migrated  # this pass always runs whole; count it once
         checkpoint.other_ids_migrated = 0
         for page in self._read(lambda: list(self.reader.other_id_pages(options.batch_size))):
             self.result.read += len(page.rows)
-            texts = [check_id(row[0], options.id_max_length)[0] for row in page.rows]
-            candidates = [text for text in texts if text]
-            taken = self._read(partial(self.reader.existing_string_ids, candidates))
-            rows = []
-            for row, text in zip(page.rows, texts, strict=True):
-                if text is not None and text in taken:
-                    rejects.add(
-                        Reject(text, "duplicate_id", f"duplicate id {text!r}: a {type(row[0]).__name__} id equal to "
-                               "another node's string id", "")
-                    )  # fmt: skip
-                    continue
-                rows.append((row[0] if text is None else text, row[1], row[2]))
-            batch = normalize(rows, options.dimension, options.id_max_length)
+            batch = normalize_other_ids(
+                page.rows,
+                lambda texts: self._read(partial(self.reader.existing_string_ids, texts)),
+                options.dimension,
+                options.id_max_length,
+            )
             for reject in batch.rejects:
                 rejects.add(reject)
             if options.check_mode:

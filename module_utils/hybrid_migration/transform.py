@@ -8,6 +8,7 @@ checks, never a loop over the values of a vector.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -144,3 +145,32 @@ def normalize(
         vectors = vectors[keep]
         stamps = [stamps[i] for i in keep]
     return Batch(ids, vectors, np.asarray(stamps, dtype=np.int64), rejects)
+
+
+def normalize_other_ids(
+    rows: list[tuple[Any, Any, Any]],
+    string_ids_taken: Callable[[list[str]], set[str]],
+    dimension: int,
+    id_max_length: int,
+) -> Batch:
+    """Like ``normalize``, for rows whose id is missing or not a string.
+
+    An integer id is stored as its decimal text; when another node has that text as its string
+    id (``string_ids_taken`` says which of the texts are), the two would be one row in Milvus,
+    so this one is rejected as a duplicate.
+    """
+    texts = [check_id(row[0], id_max_length)[0] for row in rows]
+    taken = string_ids_taken([text for text in texts if text])
+    duplicates: list[Reject] = []
+    kept = []
+    for row, text in zip(rows, texts, strict=True):
+        if text is not None and text in taken:
+            duplicates.append(
+                Reject(text, "duplicate_id", f"duplicate id {text!r}: a {type(row[0]).__name__} id equal to "
+                       "another node's string id", "")
+            )  # fmt: skip
+            continue
+        kept.append((row[0] if text is None else text, row[1], row[2]))
+    batch = normalize(kept, dimension, id_max_length)
+    batch.rejects[:0] = duplicates
+    return batch

@@ -27,7 +27,7 @@ from .neo4j_source import Page, Row
 from .prefetch import Prefetch
 from .retry import RetryPolicy, with_retries
 from .source_process import string_id_batches
-from .transform import Batch, Reject, check_id, normalize
+from .transform import Batch, Reject, check_id, normalize, normalize_other_ids
 
 T = TypeVar("T")
 
@@ -269,9 +269,8 @@ class Validation:
 
     # Repair
 
-    def _repair_if_due(self, force: bool = False) -> None:
-        due = len(self._to_upsert) + len(self._to_delete)
-        if due and (force or due >= self.options.repair_batch):
+    def _repair_if_due(self) -> None:
+        if len(self._to_upsert) + len(self._to_delete) >= self.options.repair_batch:
             self._apply_repairs()
 
     def _apply_repairs(self) -> None:
@@ -442,19 +441,15 @@ class Validation:
         self._repair_if_due()
 
     def _other_ids(self) -> None:
-        """Nodes whose id is missing or not a string, by the copy's rules (an integer id is stored as its text,
-        unless another node has that text as its string id)."""
+        """Nodes whose id is missing or not a string, by the copy's rules (transform.normalize_other_ids)."""
         options = self.options
         for page in self._retry(lambda: list(self.source.other_id_pages(options.source_page_size))):
-            texts = [check_id(row[0], options.id_max_length)[0] for row in page.rows]
-            taken = self._retry(lambda texts=texts: self.source.existing_string_ids([t for t in texts if t]))
-            rows = []
-            for row, text in zip(page.rows, texts, strict=True):
-                if text is not None and text in taken:
-                    self.rejected["duplicate_id"] += 1
-                    continue
-                rows.append((row[0] if text is None else text, row[1], row[2]))
-            batch = normalize(rows, options.dimension, options.id_max_length)
+            batch = normalize_other_ids(
+                page.rows,
+                lambda texts: self._retry(lambda: self.source.existing_string_ids(texts)),
+                options.dimension,
+                options.id_max_length,
+            )
             self._note_rejects(batch.rejects)
             self.source_rows += len(batch)
             self._source_only(batch, range(len(batch)))

@@ -65,8 +65,8 @@ class Clock:
 def run(source, target, since: int, clock: Clock, **options):
     settings = {"dimension": DIM, "clock_skew_ms": 0, "page_size": 2, **options}
     rejects = []
-    catch_up = CatchUp(source, target, target, CatchUpOptions(**settings), on_reject=rejects.append, clock=clock)
-    return catch_up.run(since), rejects
+    catch_up = CatchUp(source, target, target, CatchUpOptions(**settings), clock=clock)
+    return catch_up.run(since, on_reject=rejects.append), rejects
 
 
 def test_without_the_property_it_says_so_and_copies_nothing() -> None:
