@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import TerminalError, TransientError
+from .errors import TransientError
 from .milvus_collection import ID_FIELD, UPDATED_AT_FIELD, VECTOR_FIELD
-from .milvus_writer import TRANSIENT_CODES
+from .milvus_writer import call_stub
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -32,6 +32,11 @@ def string_literal(value: str) -> str:
 def id_filter(ids: Iterable[str]) -> str:
     """``id in [...]`` for exactly these ids."""
     return f"{ID_FIELD} in [{', '.join(string_literal(i) for i in ids)}]"
+
+
+def after_filter(after: str | None) -> str:
+    """The ids after ``after`` in id order (every id when None)."""
+    return f'{ID_FIELD} != ""' if after is None else f"{ID_FIELD} > {string_literal(after)}"
 
 
 def decode_float_array(message: Any) -> np.ndarray:
@@ -77,8 +82,6 @@ class MilvusRows:
             TransientError: Milvus is unavailable or timed out.
             TerminalError: Milvus refused the query.
         """
-        import grpc
-        from pymilvus.exceptions import MilvusException
         from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
         request = milvus_pb2.QueryRequest(
@@ -94,21 +97,7 @@ class MilvusRows:
             # "iterator" makes Milvus reduce the segments' results in primary-key order under the limit.
             for key, value in (("limit", str(limit)), ("iterator", "True"), ("reduce_stop_for_best", "True")):
                 request.query_params.add(key=key, value=value)
-        try:
-            response = self.client._get_connection()._stub.Query(request, timeout=self.timeout)
-        except grpc.RpcError as error:
-            code = error.code().name if error.code() else "UNKNOWN"
-            if code in TRANSIENT_CODES:
-                raise TransientError(f"Milvus query failed ({code}): {error.details()}") from error
-            raise TerminalError(f"Milvus refused the query ({code}): {error.details()}") from error
-        except (MilvusException, ConnectionError, OSError) as error:
-            raise TransientError(f"Milvus query failed: {error}") from error
-        status = response.status
-        if status.code != 0 or status.error_code != 0:
-            reason = status.reason or f"code {status.code or status.error_code}"
-            if any(word in reason.lower() for word in ("not ready", "unavailable", "timeout", "not healthy")):
-                raise TransientError(f"Milvus query failed: {reason}")
-            raise TerminalError(f"Milvus refused a query on {self.collection!r}: {reason}")
+        response = call_stub(self.client, "Query", request, self.timeout, "query", f"on {self.collection!r}")
         return {field.field_name: field for field in response.fields_data}
 
     @staticmethod
@@ -125,9 +114,8 @@ class MilvusRows:
 
     def page(self, after: str | None, page_size: int = 5000) -> tuple[list[str], np.ndarray]:
         """The next (ids, vectors) page after ``after`` in ascending id order (byte order of the UTF-8 ids)."""
-        expression = f'{ID_FIELD} != ""' if after is None else f"{ID_FIELD} > {string_literal(after)}"
         limit = max(1, min(page_size, MAX_QUERY_LIMIT))
-        fields = self._query(expression, [ID_FIELD, VECTOR_FIELD], limit, strong=after is None)
+        fields = self._query(after_filter(after), [ID_FIELD, VECTOR_FIELD], limit, strong=after is None)
         ids = self._ids(fields)
         return ids, self._vectors(fields, len(ids))
 
@@ -193,8 +181,7 @@ def all_ids(client: MilvusClient, collection: str, batch_size: int = 5000) -> It
     limit = max(1, min(batch_size, MAX_QUERY_LIMIT))
     after: str | None = None
     while True:
-        expression = f'{ID_FIELD} != ""' if after is None else f"{ID_FIELD} > {string_literal(after)}"
-        ids = rows._ids(rows._query(expression, [ID_FIELD], limit, strong=after is None))
+        ids = rows._ids(rows._query(after_filter(after), [ID_FIELD], limit, strong=after is None))
         if not ids:
             return
         yield from ids

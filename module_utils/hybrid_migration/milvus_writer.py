@@ -21,6 +21,39 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
 TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL", "UNKNOWN"}
+TRANSIENT_REASONS = ("not ready", "unavailable", "timeout", "rate limit", "not healthy")
+
+
+def call_stub(client: MilvusClient, method: str, request: Any, timeout: float, verb: str, where: str) -> Any:
+    """Call one Milvus RPC through pymilvus's gRPC stub and return its response.
+
+    Args:
+        verb: what the call does, for messages ("upsert", "query").
+        where: the collection as messages name it ("into 'media_embeddings'").
+
+    Raises:
+        TransientError: Milvus is unavailable, timed out or not ready.
+        TerminalError: Milvus refused the call (schema mismatch, bad expression and the like).
+    """
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        response = getattr(client._get_connection()._stub, method)(request, timeout=timeout)
+    except grpc.RpcError as error:
+        code = error.code().name if error.code() else "UNKNOWN"
+        if code in TRANSIENT_CODES:
+            raise TransientError(f"Milvus {verb} failed ({code}): {error.details()}") from error
+        raise TerminalError(f"Milvus refused the {verb} ({code}): {error.details()}") from error
+    except (MilvusException, ConnectionError, OSError) as error:
+        raise TransientError(f"Milvus {verb} failed: {error}") from error
+    status = response.status
+    if status.code != 0 or status.error_code != 0:
+        reason = status.reason or f"code {status.code or status.error_code}"
+        if any(word in reason.lower() for word in TRANSIENT_REASONS):
+            raise TransientError(f"Milvus {verb} failed: {reason}")
+        raise TerminalError(f"Milvus refused the {verb} {where}: {reason}")
+    return response
 
 
 def _varint(value: int) -> bytes:
@@ -72,27 +105,8 @@ class MilvusWriter:
             TransientError: Milvus is unavailable or timed out.
             TerminalError: Milvus refused the data (schema mismatch and the like).
         """
-        import grpc
-        from pymilvus.exceptions import MilvusException
-
         if not ids:
             return 0
         request = self.build_request(ids, vectors, updated_at)
-        try:
-            handler = self.client._get_connection()
-            response = handler._stub.Upsert(request, timeout=self.timeout)
-        except grpc.RpcError as error:
-            code = error.code().name if error.code() else "UNKNOWN"
-            if code in TRANSIENT_CODES:
-                raise TransientError(f"Milvus upsert failed ({code}): {error.details()}") from error
-            raise TerminalError(f"Milvus refused the upsert ({code}): {error.details()}") from error
-        except (MilvusException, ConnectionError, OSError) as error:
-            raise TransientError(f"Milvus upsert failed: {error}") from error
-        status = response.status
-        if status.code != 0 or status.error_code != 0:
-            reason = status.reason or f"code {status.code or status.error_code}"
-            lowered = reason.lower()
-            if any(word in lowered for word in ("not ready", "unavailable", "timeout", "rate limit", "not healthy")):
-                raise TransientError(f"Milvus upsert failed: {reason}")
-            raise TerminalError(f"Milvus refused the upsert into {self.collection!r}: {reason}")
+        response = call_stub(self.client, "Upsert", request, self.timeout, "upsert", f"into {self.collection!r}")
         return int(response.upsert_cnt)

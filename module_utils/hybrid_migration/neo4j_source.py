@@ -81,9 +81,10 @@ class EmbeddingReader:
         self.driver = driver
         self.database = database
         self.model = model
-        label = quote_identifier(model.label)
-        idp = quote_identifier(model.id_property)
-        values = (
+        # Quoted label, id property and the returned (id, embedding, updated_at), for every query here and below.
+        self._label = label = quote_identifier(model.label)
+        self._id = idp = quote_identifier(model.id_property)
+        self._values = values = (
             f"m.{idp}, m.{quote_identifier(model.embedding_property)}, m.{quote_identifier(model.updated_at_property)}"
         )
         self._string_page = (
@@ -146,10 +147,8 @@ class EmbeddingLookup(EmbeddingReader):
 
     def __init__(self, driver: neo4j.Driver, database: str, model: SourceModel) -> None:
         super().__init__(driver, database, model)
-        label = quote_identifier(model.label)
-        idp = quote_identifier(model.id_property)
+        label, idp, values = self._label, self._id, self._values
         stamp = quote_identifier(model.updated_at_property)
-        values = f"m.{idp}, m.{quote_identifier(model.embedding_property)}, m.{stamp}"
         self._by_ids = f"MATCH (m:{label}) WHERE m.{idp} IN $ids RETURN {values}"
         self._sample = (
             f"MATCH (m:{label}) WHERE m.{idp} IS :: STRING NOT NULL "
