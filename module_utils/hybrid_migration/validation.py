@@ -185,6 +185,7 @@ class Validation:
         self._pending_target: list[str] = []
         self._to_upsert: dict[str, tuple[np.ndarray, int]] = {}
         self._to_delete: list[str] = []
+        self._unequal: list[str] = []
         self.milvus_rows = 0
         self.repaired_source_rows = 0
 
@@ -200,6 +201,7 @@ class Validation:
             self._full_scan()
         else:
             self._sample()
+        self._recheck_unequal()
         self._apply_repairs()
         result = self._result()
         result.seconds = round(time.monotonic() - started, 3)
@@ -435,9 +437,35 @@ class Validation:
         self.max_distance = max(self.max_distance, float(measured.max()))
         unequal = np.flatnonzero(measured >= self.options.tolerance)
         self.matching += len(ids) - len(unequal)
-        for index in unequal:
-            self._finding(MISMATCH, ids[index])
-            self._to_upsert[ids[index]] = (source[index], int(stamps[index]))
+        self._unequal.extend(ids[index] for index in unequal)
+        if len(self._unequal) >= self.options.confirm_batch:
+            self._recheck_unequal()
+
+    def _recheck_unequal(self) -> None:
+        """Read unequal rows again, Neo4j first, then Milvus: only rows still unequal are mismatches.
+
+        While the engine dual-writes, a row written between the scan's Neo4j read and its Milvus read
+        differs for a moment and then agrees again; counting it would fail the gate for nothing.
+        """
+        if not self._unequal:
+            return
+        ids, self._unequal = self._unequal, []
+        options = self.options
+        rows = self._retry(lambda: self.source.rows_for_ids(ids))
+        batch = normalize([row for row in rows if isinstance(row[0], str)], options.dimension, options.id_max_length)
+        fresh = {item_id: (batch.vectors[i], int(batch.updated_at[i])) for i, item_id in enumerate(batch.ids)}
+        stored = self._retry(lambda: self.target.vectors(list(fresh)))
+        for item_id in ids:
+            if item_id not in fresh:
+                self.source_rows -= 1  # deleted or made invalid since the scan read it: no longer a source row
+                continue
+            vector, stamp = fresh[item_id]
+            target = stored.get(item_id)
+            if target is not None and float(distances(vector[None, :], target[None, :])[0]) < options.tolerance:
+                self.matching += 1
+                continue
+            self._finding(MISMATCH, item_id)
+            self._to_upsert[item_id] = (vector, stamp)
         self._repair_if_due()
 
     def _other_ids(self) -> None:
