@@ -166,6 +166,8 @@ message:
   type: str
 """
 
+from pathlib import Path
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hybrid_migration.argument_specs import (
     merge_specs,
@@ -253,7 +255,7 @@ def main() -> None:
     try:
         if params["method"] == "config_file":
             endpoints = params["endpoints"]
-            fleet = ConfigFileFleet(params["config_file"], params["reload_command"], endpoints)
+            fleet = ConfigFileFleet(Path(params["config_file"]), params["reload_command"], endpoints)
             result = switch_by_config_file(fleet, options).as_dict()
         else:
             if not params["postgres"]:

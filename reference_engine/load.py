@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class LoadRun:
         self.local = threading.local()
         self.stop = threading.Event()
         self.in_flight: set[str] = set()
+        self.backlog_at_stop = 0
         self.journal = arguments.journal.open("a", encoding="utf-8", buffering=1)
         self.pool_cursor = itertools.cycle(range(len(pool_ids))) if pool_ids else None
 
@@ -182,22 +183,34 @@ class LoadRun:
         next_due = {kind: started for kind, rate in rates.items() if rate > 0}
         numbers = {kind: itertools.count() for kind in rates}
         deadline = started + arguments.duration if arguments.duration else float("inf")
-        with ThreadPoolExecutor(arguments.workers, thread_name_prefix="load") as pool:
-            while not self.stop.is_set() and next_due:
-                kind = min(next_due, key=lambda name: next_due[name])
-                due = next_due[kind]
-                if due >= deadline or (arguments.stop_file and arguments.stop_file.exists()):
-                    break
-                delay = due - time.time()
-                if delay > 0 and self.stop.wait(min(delay, 0.5)):
-                    break
-                if delay > 0.5:
-                    continue
-                number = next(numbers[kind])
+        pool = ThreadPoolExecutor(arguments.workers, thread_name_prefix="load")
+        futures = []
+        while not self.stop.is_set() and next_due:
+            kind = min(next_due, key=lambda name: next_due[name])
+            due = next_due[kind]
+            if due >= deadline or (arguments.stop_file and arguments.stop_file.exists()):
+                break
+            delay = due - time.time()
+            if delay > 0 and self.stop.wait(min(delay, 0.5)):
+                break
+            if delay > 0.5:
+                continue
+            number = next(numbers[kind])
+            with self.lock:
+                self.tallies[kind].sent += 1
+            futures.append((kind, pool.submit(self.write if kind == "write" else self.search, due, number)))
+            next_due[kind] = due + 1.0 / rates[kind]
+            if len(futures) > 10_000:
+                futures = [(k, f) for k, f in futures if not f.done()]
+        # Requests still waiting for a worker two seconds after the stop were never sent: such a
+        # backlog means the engines could not keep up with the rate, and the summary says so.
+        wait([future for _, future in futures], timeout=2.0)
+        for kind, future in futures:
+            if future.cancel():
                 with self.lock:
-                    self.tallies[kind].sent += 1
-                pool.submit(self.write if kind == "write" else self.search, due, number)
-                next_due[kind] = due + 1.0 / rates[kind]
+                    self.tallies[kind].sent -= 1
+                    self.backlog_at_stop += 1
+        pool.shutdown(wait=True)
         self.journal.close()
         return self.summary(started, time.time())
 
@@ -231,6 +244,7 @@ class LoadRun:
             "writes": kinds["write"],
             "searches": kinds["search"],
             "slowest": self.slowest,
+            "backlog_at_stop": self.backlog_at_stop,
             "max_latency_ms_by_second": {str(second): round(ms, 1) for second, ms in sorted(self.per_second.items())},
             "errors": self.errors,
         }

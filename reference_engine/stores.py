@@ -177,6 +177,8 @@ class MilvusStore:
             limit=limit,
             search_params={"params": {"ef": max(self.search_ef, limit)}},
             timeout=self.timeout,
+            # Bounded staleness (about a second): a strongly consistent search waits ~200 ms for Milvus's time tick.
+            consistency_level="Bounded",
         )
         return [Hit(str(hit["id"]), float(hit["distance"])) for hit in results[0]]
 

@@ -58,3 +58,54 @@ def test_last_writes_keeps_the_latest_per_id(tmp_path: Path) -> None:
     assert latest["a"]["n"] == 3
     # Same timestamp: the later acknowledgement wins.
     assert latest["b"]["n"] == 5
+
+
+def test_run_sends_at_the_requested_rates_and_reports_no_backlog(tmp_path) -> None:
+    """An open-loop run against a tiny local server sends about rate x duration of each kind."""
+    import argparse
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from reference_engine.load import LoadRun
+
+    class Answer(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            return
+
+        def _ok(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._ok(b'{"updated_at": 1, "mode": "neo4j_only"}')
+
+        def do_GET(self) -> None:
+            self._ok(b'{"served_by": "neo4j"}')
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        arguments = argparse.Namespace(
+            endpoint=[f"http://127.0.0.1:{server.server_address[1]}"],
+            writes_per_second=40.0,
+            searches_per_second=20.0,
+            duration=1.0,
+            stop_file=None,
+            journal=tmp_path / "journal.jsonl",
+            run_seed=3,
+            dimension=4,
+            workers=8,
+        )
+        summary = LoadRun(arguments, ["media-0000001", "media-0000002"]).run()
+    finally:
+        server.shutdown()
+    assert 36 <= summary["writes"]["sent"] <= 44
+    assert 18 <= summary["searches"]["sent"] <= 22
+    assert summary["failed"] == 0, summary["errors"]
+    assert summary["backlog_at_stop"] == 0
+    assert summary["searches"]["served_by"] == {"neo4j": summary["searches"]["ok"]}
