@@ -139,10 +139,13 @@ def _validation_gate(validation: dict[str, Any], limits: Thresholds, now: dateti
             threshold,
             f"no passing validation recorded (last: {validation.get('status') or 'none'}); run validate.yml",
         )
-    finished = parse_iso(validation["finished_at"])
+    finished = parse_iso(validation.get("finished_at"))
+    if finished is None:
+        return Gate(name, False, rate, threshold, "the last validation has no usable finish time; run validate.yml")
     age_hours = (now - finished).total_seconds() / 3600
     since = validation.get("dual_write_since")
-    if since and finished < parse_iso(since):
+    since_moment = parse_iso(since)
+    if since_moment is not None and finished < since_moment:
         return Gate(
             name,
             False,

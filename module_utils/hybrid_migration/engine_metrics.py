@@ -120,10 +120,12 @@ class Histogram:
             return None
         rank = share * self.count
         lower_bound, lower_count = 0.0, 0.0
-        for bound, cumulative in self.buckets:
+        for index, (bound, cumulative) in enumerate(self.buckets):
             if cumulative >= rank:
                 if math.isinf(bound):
                     return lower_bound
+                if index == 0 and bound <= 0:
+                    return bound  # as Prometheus: no lower edge to interpolate from
                 inside = cumulative - lower_count
                 return lower_bound + (bound - lower_bound) * ((rank - lower_count) / inside if inside else 1.0)
             lower_bound, lower_count = bound, cumulative

@@ -188,7 +188,12 @@ def read_config_file(path: Path) -> tuple[str, int]:
         return "neo4j_only", 0
     except (OSError, yaml.YAMLError) as error:
         raise TerminalError(f"engine config file {path} is unreadable: {error}") from error
-    return str(data.get("storage_mode", "neo4j_only")), int(data.get("mode_generation", 0))
+    if not isinstance(data, dict):
+        raise TerminalError(f"engine config file {path} is not a mapping with storage_mode")
+    try:
+        return check_mode_name(str(data.get("storage_mode", "neo4j_only"))), int(data.get("mode_generation", 0))
+    except (TypeError, ValueError) as error:
+        raise TerminalError(f"engine config file {path}: mode_generation is not a number ({error})") from error
 
 
 @dataclass
@@ -205,10 +210,16 @@ class ConfigFileFleet:
         from .run_state import write_atomically
 
         text = config_file_text(mode, generation)
+        previous = self.path.read_text(encoding="utf-8") if self.path.exists() else None
         write_atomically(self.path, text, mode=0o644)
         if self.reload_command:
             completed = self.run(self.reload_command, capture_output=True, text=True, timeout=60, check=False)
             if completed.returncode != 0:
+                # Put the old file back, so a later restart does not switch mode unchecked.
+                if previous is None:
+                    self.path.unlink(missing_ok=True)
+                else:
+                    write_atomically(self.path, previous, mode=0o644)
                 raise TerminalError(
                     f"reload command {' '.join(self.reload_command)} exited {completed.returncode}: "
                     f"{(completed.stderr or completed.stdout).strip()[:300]}"
@@ -249,6 +260,16 @@ def switch_by_config_file(fleet: ConfigFileFleet, options: SwitchOptions) -> Swi
     result.instances = [{"address": endpoint} for endpoint in fleet.endpoints]
     if target == current:
         result.message = f"already {target} in {fleet.path}"
+        return result
+    if options.check_mode:
+        result.changed = True
+        result.message = (
+            f"would write storage_mode: {target} to {fleet.path} and reload {len(fleet.endpoints)} instance(s)"
+        )
+        try:
+            refuse_skip(current, target, options.allow_skip)
+        except TerminalError as refusal:
+            result.message += f" (if run now: {refusal})"
         return result
     refuse_skip(current, target, options.allow_skip)
     if len(fleet.endpoints) < options.min_instances:

@@ -48,8 +48,10 @@ def test_phases_by_tag_copy_everything_and_a_rerun_changes_nothing(clean_target)
     checkpoint = json.loads(CHECKPOINT.read_text())
     assert checkpoint["complete"] and checkpoint["migrated"] == 1006 and checkpoint["rejected"] == 11
     assert len(REJECTS.read_text().splitlines()) == 11
+    # The data phases only: the storage-mode flips need engines under traffic (shadow waits for
+    # comparisons, the cutover gates read them); test_engine_mode.py and molecule/zero_downtime cover them.
     for mode in ([], ["--check"]):
-        again = run_playbook("run-migration.yml", *mode, *SMALL_SEED_VARS)
+        again = run_playbook("run-migration.yml", "--skip-tags", "dual_write,shadow,hybrid", *mode, *SMALL_SEED_VARS)
         assert again.returncode == 0, again.stdout[-3000:]
         # The report is rewritten after every run (it says when each phase last ran); nothing else changes.
         changed = [

@@ -39,9 +39,12 @@ def exposition() -> str:
     return generate_latest(registry).decode()
 
 
+EXPOSITION = exposition()
+
+
 @pytest.fixture(scope="module")
 def series() -> Series:
-    return parse_metrics(exposition())
+    return parse_metrics(EXPOSITION)
 
 
 # parse_metrics
@@ -190,7 +193,7 @@ def test_histogram_mean_over_observations() -> None:
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         routes = {
-            "/metrics": (200, exposition().encode(), "text/plain; version=0.0.4"),
+            "/metrics": (200, EXPOSITION.encode(), "text/plain; version=0.0.4"),
             "/json": (200, json.dumps({"mode": "shadow", "n": 3}).encode(), "application/json"),
             "/text": (200, "x" * 300 + "é", "text/plain"),
             "/bad/metrics": (503, b"overloaded", "text/plain"),
@@ -210,7 +213,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
@@ -253,7 +256,7 @@ def test_get_json_non_json_body_becomes_error_of_its_first_200_bytes(server: str
 
 
 def test_scrape_parses_metrics(server: str) -> None:
-    assert scrape(server + "/", 2) == parse_metrics(exposition())
+    assert scrape(server + "/", 2) == parse_metrics(EXPOSITION)
 
 
 def test_scrape_non_200_raises_transient(server: str) -> None:
