@@ -72,4 +72,4 @@ def test_one_phase_by_tag_runs_the_shared_checks_too(small_seed) -> None:
 def test_skipping_a_phase_by_tag_skips_it(clean_target) -> None:
     done = run_playbook("run-migration.yml", "--check", "--skip-tags", "preflight,migrate_embeddings", *SMALL_SEED_VARS)
     assert done.returncode == 0
-    assert played_roles(done) == {"Checks", "Deploy Milvus", "Validate", "Report"}
+    assert played_roles(done) == {"Checks", "Deploy Milvus", "Engine mode", "Validate", "Shadow", "Hybrid", "Report"}

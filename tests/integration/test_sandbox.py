@@ -31,7 +31,8 @@ def test_status_reports_every_server_healthy() -> None:
     assert done.returncode == 0, done.stdout[-2000:]
     results = task_results(done, "Ask each server")[0]["results"]
     assert {r["item"]["name"]: r["healthy"] for r in results} == {
-        name: True for name in ("redis", "postgres", "neo4j", "milvus", "pushgateway", "prometheus")
+        name: True
+        for name in ("redis", "postgres", "neo4j", "milvus", "pushgateway", "prometheus", "engine-1", "engine-2")
     }
 
 
