@@ -6,7 +6,9 @@
 - ``shadow``: answers come from Neo4j; Milvus answers the same query off the request path and
   the two top-k lists are compared.
 - ``hybrid``: searches run in Milvus and are hydrated from Neo4j; writes still reach Neo4j first,
-  so a rollback loses nothing. If Milvus fails, Neo4j answers.
+  so a rollback loses nothing. If Milvus fails, Neo4j answers. The query vector is read from
+  Neo4j, the source of truth: a point lookup there costs less than one in Milvus, which does the
+  search.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ class GraphStore(Protocol):
 
 class VectorStore(Protocol):
     def upsert(self, rows: list[tuple[str, list[float], int]]) -> None: ...
-    def vector(self, item_id: str) -> list[float] | None: ...
     def search(self, vector: list[float], limit: int) -> list[Hit]: ...
 
 
@@ -137,8 +138,6 @@ class GroupCommit:
 
     def close(self) -> None:
         self._stop.set()
-        if self._group_commit is not None:
-            self._group_commit.close()
         self._thread.join(timeout=5)
 
 
@@ -410,7 +409,7 @@ class Engine:
         hits: list[Hit] | None = None
         neo4j_ms = 0.0
         if mode == "hybrid":
-            vector = self._milvus_vector(item_id) or self.graph.vector(item_id)
+            vector = self.graph.vector(item_id)
             if vector is None:
                 raise NotFound(f"no media item {item_id!r} with an embedding")
             hits = self._milvus_search(vector, k + 1)
@@ -444,13 +443,6 @@ class Engine:
             "instance": self.settings.instance_id,
             "results": [{"id": hit.id, "score": hit.score, **details.get(hit.id, {})} for hit in results],
         }
-
-    def _milvus_vector(self, item_id: str) -> list[float] | None:
-        try:
-            return self.vectors.vector(item_id)
-        except Exception as error:
-            log.warning("Milvus lookup of %r failed, using Neo4j's vector: %s", item_id, error)
-            return None
 
     def _neo4j_search(self, vector: list[float], limit: int) -> list[Hit]:
         started = time.perf_counter()

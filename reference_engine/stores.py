@@ -7,7 +7,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from hybrid_migration.milvus_reader import string_literal
 from hybrid_migration.settings import MilvusSettings, Neo4jSettings, SourceModel, quote_identifier
 
 
@@ -159,16 +158,6 @@ class MilvusStore:
     def upsert(self, rows: list[tuple[str, list[float], int]]) -> None:
         data = [{"id": item_id, "embedding": vector, "updated_at": stamp} for item_id, vector, stamp in rows]
         self.client().upsert(self.collection, data, timeout=max(self.timeout, 10.0))
-
-    def vector(self, item_id: str) -> list[float] | None:
-        """The stored vector of one id (hybrid mode reads it here, sparing Neo4j); None if absent."""
-        rows = self.client().query(
-            self.collection,
-            filter=f"id == {string_literal(item_id)}",
-            output_fields=["embedding"],
-            timeout=self.timeout,
-        )
-        return [float(x) for x in rows[0]["embedding"]] if rows else None
 
     def search(self, vector: list[float], limit: int) -> list[Hit]:
         results = self.client().search(

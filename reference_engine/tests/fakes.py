@@ -86,12 +86,6 @@ class FakeVectors:
         for item_id, vector, stamp in rows:
             self.rows[item_id] = (list(vector), stamp)
 
-    def vector(self, item_id: str) -> list[float] | None:
-        if self.fail:
-            raise ConnectionError("milvus is down")
-        row = self.rows.get(item_id)
-        return list(row[0]) if row else None
-
     def search(self, vector: list[float], limit: int) -> list[Hit]:
         self.search_calls += 1
         if self.fail:

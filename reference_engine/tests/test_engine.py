@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from hybrid_migration.engine_control import MODES
 from hybrid_migration.errors import TerminalError
-from reference_engine.engine import BadRequest, Engine, NotFound, RepairQueue, parse_embedding, top_k_overlap
+from reference_engine.engine import (
+    BadRequest,
+    Engine,
+    GroupCommit,
+    NotFound,
+    RepairQueue,
+    parse_embedding,
+    top_k_overlap,
+)
 
 from .fakes import FakeClock, FakeGraph, FakeVectors, make_engine, sample
 
@@ -506,3 +515,27 @@ def test_background_writes_reach_milvus_in_order_and_failures_go_to_repair() -> 
         assert len(engine.repair_queue) == 1
     finally:
         engine.close()
+
+
+# Group commit
+
+
+def test_group_commit_puts_concurrent_writes_in_one_transaction_and_closes() -> None:
+    calls: list[list[tuple[str, list[float], int]]] = []
+    group = GroupCommit(calls.append, window_seconds=0.3)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: group.write((f"id-{n}", [float(n)], n)), range(4)))
+    group.close()
+    assert len(calls) == 1 and sorted(row[0] for row in calls[0]) == ["id-0", "id-1", "id-2", "id-3"]
+
+
+def test_group_commit_fails_every_writer_of_a_failed_transaction() -> None:
+    def refuse(rows: list[tuple[str, list[float], int]]) -> None:
+        raise RuntimeError("Neo4j is down")
+
+    group = GroupCommit(refuse, window_seconds=0.05)
+    try:
+        with pytest.raises(RuntimeError, match="Neo4j is down"):
+            group.write(("a", [1.0], 1))
+    finally:
+        group.close()
