@@ -66,9 +66,16 @@ options:
     type: float
     default: 10
   restart:
-    description: With O(state=started), stop a running server first (its configuration changed).
+    description:
+      - With O(state=started), stop a running server first (its configuration changed).
+      - A running server is also restarted when O(command) or O(revision) differ from those it was started
+        with (the pid file records their digest).
     type: bool
     default: false
+  revision:
+    description: What else the server depends on, such as a digest of its code; a change restarts it.
+    type: str
+    default: ''
   ready_timeout:
     description: Seconds to wait for the probe to pass after a start.
     type: float
@@ -187,6 +194,7 @@ def argument_spec() -> dict:
             "stop_grace_seconds": {"type": "float", "default": 10.0},
             "ready_timeout": {"type": "float", "default": 120.0},
             "restart": {"type": "bool", "default": False},
+            "revision": {"type": "str", "default": ""},
             "probe": {
                 "type": "dict",
                 "required": True,
@@ -239,6 +247,7 @@ def main() -> None:
         ports=params["ports"],
         stop_signal=STOP_SIGNALS[params["stop_signal"]],
         stop_grace_seconds=params["stop_grace_seconds"],
+        revision=params["revision"],
     )
     try:
         if params["state"] == "started":

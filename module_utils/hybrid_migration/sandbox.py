@@ -9,6 +9,7 @@ spawned, and ``up`` on a healthy stack changes nothing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -40,6 +41,12 @@ class ProcessSpec:
     ports: list[int] = field(default_factory=list)
     stop_signal: int = signal.SIGTERM
     stop_grace_seconds: float = 10.0
+    # What else the server's behaviour depends on (the digest of its code, say); part of the fingerprint.
+    revision: str = ""
+
+    def fingerprint(self) -> str:
+        """Digest of the command and the revision: a running server with another one is out of date."""
+        return hashlib.sha256(json.dumps([self.argv, self.revision]).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -48,6 +55,7 @@ class ProcessState:
 
     pid: int | None
     running: bool
+    fingerprint: str | None = None
 
 
 def read_state(spec: ProcessSpec) -> ProcessState:
@@ -62,7 +70,7 @@ def read_state(spec: ProcessSpec) -> ProcessState:
         ours = abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         ours = False
-    return ProcessState(pid=pid, running=ours)
+    return ProcessState(pid=pid, running=ours, fingerprint=record.get("fingerprint"))
 
 
 def log_tail(logfile: Path, lines: int = 30) -> str:
@@ -152,7 +160,7 @@ def _launch(spec: ProcessSpec) -> int:
             **user,
         )
     created = psutil.Process(process.pid).create_time()
-    record = {"pid": process.pid, "create_time": created, "argv": spec.argv[:1]}
+    record = {"pid": process.pid, "create_time": created, "argv": spec.argv[:1], "fingerprint": spec.fingerprint()}
     temporary = spec.pidfile.with_suffix(".tmp")
     temporary.write_text(json.dumps(record))
     temporary.replace(spec.pidfile)
@@ -163,6 +171,9 @@ def ensure_started(
     spec: ProcessSpec, probe: Probe, timeout: float, check_mode: bool, restart: bool = False
 ) -> dict[str, Any]:
     """Bring one server up unless it already runs and answers its probe.
+
+    A running server whose pid file records another fingerprint (its command or revision changed)
+    is restarted too, so ``up`` after a change runs what was asked for.
 
     Args:
         restart: stop a running server first (its configuration changed).
@@ -175,6 +186,7 @@ def ensure_started(
             exited, or it never became ready (it is then stopped again).
     """
     state = read_state(spec)
+    restart = restart or (state.running and state.fingerprint != spec.fingerprint())
     if restart and state.running and state.pid is not None:
         if check_mode:
             return {"changed": True, "pid": state.pid, "health": None, "action": "restart", "was_running": True}

@@ -155,5 +155,23 @@ def test_restart_replaces_the_process(tmp_path: Path) -> None:
     sandbox.ensure_stopped(spec, check_mode=False)
 
 
+def test_a_new_revision_or_command_restarts_the_process(tmp_path: Path) -> None:
+    port = free_port()
+    spec = http_server_spec(tmp_path, port, revision="code-1")
+    probe = http_probe(f"http://127.0.0.1:{port}/")
+    first = sandbox.ensure_started(spec, probe, timeout=30, check_mode=False)
+    same = sandbox.ensure_started(spec, probe, timeout=30, check_mode=False)
+    assert not same["changed"] and same["pid"] == first["pid"]
+    newer = http_server_spec(tmp_path, port, revision="code-2")
+    predicted = sandbox.ensure_started(newer, probe, timeout=30, check_mode=True)
+    assert predicted["changed"] and predicted["action"] == "restart" and sandbox.read_state(spec).pid == first["pid"]
+    restarted = sandbox.ensure_started(newer, probe, timeout=30, check_mode=False)
+    assert restarted["action"] == "restart" and restarted["pid"] != first["pid"]
+    other_command = http_server_spec(tmp_path, port, revision="code-2", argv=[*newer.argv, "--protocol", "HTTP/1.0"])
+    again = sandbox.ensure_started(other_command, probe, timeout=30, check_mode=False)
+    assert again["action"] == "restart" and again["pid"] != restarted["pid"]
+    sandbox.ensure_stopped(other_command, check_mode=False)
+
+
 def test_log_tail_of_a_missing_log() -> None:
     assert sandbox.log_tail(Path("/nonexistent/log")) == "(no log)"
