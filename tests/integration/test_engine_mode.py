@@ -172,6 +172,13 @@ def test_kubernetes_flip_renders_its_manifests_in_check_mode(tmp_path: Path) -> 
     annotations = restart["spec"]["template"]["metadata"]["annotations"]
     assert restart["kind"] == "Deployment" and annotations == {"hybrid-migration/storage-mode": "dual_write"}
     assert "no cluster contacted, manifests rendered to" in done.stdout
+    # What a failed rollout would apply to put the previous mode back.
+    revert = yaml.safe_load((tmp_path / "revert-configmap.yml").read_text())
+    revert_restart = yaml.safe_load((tmp_path / "revert-deployment-restart.yml").read_text())
+    assert revert["data"] == {"STORAGE_MODE": "neo4j_only"}
+    assert revert_restart["spec"]["template"]["metadata"]["annotations"] == {
+        "hybrid-migration/storage-mode": "neo4j_only"
+    }
     assert record()[0] == "neo4j_only"
 
 
