@@ -22,6 +22,12 @@ def _store(series: Series, histogram: str, errors: str) -> dict[str, Any]:
     }
 
 
+def _server_error(labels: dict[str, str]) -> bool:
+    """A 5xx answer; a missing or non-numeric status label counts as none."""
+    status = labels.get("status", "")
+    return status.isdigit() and 500 <= int(status) <= 599
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2) if numerator and denominator else None
 
@@ -38,7 +44,7 @@ def latency_report(before: Series, after: Series, seconds: float, instances: int
     success = value(window, "dual_write_success_total")
     overlap = Histogram.from_series(window, "shadow_top_k_overlap")
     requests_failed = sum(
-        v for (name, labels), v in window.items() if name == "engine_requests_total" and dict(labels)["status"] >= "500"
+        v for (name, labels), v in window.items() if name == "engine_requests_total" and _server_error(dict(labels))
     )
     return {
         "seconds": round(seconds, 1),

@@ -126,6 +126,14 @@ def test_report_requests_failed_5xx_by_status_label(report: dict[str, Any]) -> N
     assert report["requests"] == {"served": 15, "failed_5xx": 3}
 
 
+def test_report_counts_only_numeric_5xx_statuses_as_failed() -> None:
+    engine = Engine()
+    before = engine.scrape()
+    for status in ("99", "599", "600", "abc", ""):
+        engine.requests.labels(endpoint="similar", status=status).inc()
+    assert latency_report(before, engine.scrape(), 10, 1)["requests"]["failed_5xx"] == 1
+
+
 def test_report_restarted_instance_counts_from_zero() -> None:
     old = Engine()
     for observed in (30, 30, 30):
