@@ -40,6 +40,15 @@ def load_vector(run_seed: int, number: int, dimension: int) -> list[float]:
     return [float(x) for x in vector]
 
 
+def peak_rss_mb() -> float:
+    """This process's high-water RSS (VmHWM), 0 where /proc is missing."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return 0.0
+    lines = [line for line in status.read_text().splitlines() if line.startswith("VmHWM:")]
+    return round(int(lines[0].split()[1]) / 1024, 1) if lines else 0.0
+
+
 def percentile(sorted_values: list[float], share: float) -> float:
     if not sorted_values:
         return 0.0
@@ -115,7 +124,9 @@ class LoadRun:
 
     def write(self, due: float, number: int) -> None:
         arguments = self.arguments
-        item_id = self._pick_update_id() if number % 2 else None
+        # An even spread of new items among updates: exactly new_item_share of the writes create one.
+        new_item = int((number + 1) * arguments.new_item_share) > int(number * arguments.new_item_share)
+        item_id = None if new_item else self._pick_update_id()
         fresh = item_id is None
         if fresh:
             item_id = f"load-{self.run_seed}-{number:08d}"
@@ -245,6 +256,7 @@ class LoadRun:
             "searches": kinds["search"],
             "slowest": self.slowest,
             "backlog_at_stop": self.backlog_at_stop,
+            "peak_rss_mb": peak_rss_mb(),
             "max_latency_ms_by_second": {str(second): round(ms, 1) for second, ms in sorted(self.per_second.items())},
             "errors": self.errors,
         }
@@ -347,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--run-seed", type=int, default=int(time.time()))
     run.add_argument("--dimension", type=int, default=768)
     run.add_argument("--pool-size", type=int, default=5000)
+    run.add_argument(
+        "--new-item-share",
+        type=float,
+        default=0.1,
+        help="share of writes that create a media item; the others update existing ones",
+    )
     run.add_argument("--workers", type=int, default=64)
     check = commands.add_parser("verify")
     check.add_argument("--journal", type=Path, required=True)
