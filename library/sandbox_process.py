@@ -76,6 +76,13 @@ options:
     description: What else the server depends on, such as a digest of its code; a change restarts it.
     type: str
     default: ''
+  free_ports_timeout:
+    description:
+      - Seconds to wait before a start until every port in O(ports) can be bound; 0 does not wait.
+      - For servers that move to other ports when theirs are taken (milvus-server does), which happens for a
+        minute after a kill while the old connections linger in TIME_WAIT.
+    type: float
+    default: 0
   ready_timeout:
     description: Seconds to wait for the probe to pass after a start.
     type: float
@@ -195,6 +202,7 @@ def argument_spec() -> dict:
             "ready_timeout": {"type": "float", "default": 120.0},
             "restart": {"type": "bool", "default": False},
             "revision": {"type": "str", "default": ""},
+            "free_ports_timeout": {"type": "float", "default": 0.0},
             "probe": {
                 "type": "dict",
                 "required": True,
@@ -248,6 +256,7 @@ def main() -> None:
         stop_signal=STOP_SIGNALS[params["stop_signal"]],
         stop_grace_seconds=params["stop_grace_seconds"],
         revision=params["revision"],
+        free_ports_timeout=params["free_ports_timeout"],
     )
     try:
         if params["state"] == "started":

@@ -43,6 +43,8 @@ class ProcessSpec:
     stop_grace_seconds: float = 10.0
     # What else the server's behaviour depends on (the digest of its code, say); part of the fingerprint.
     revision: str = ""
+    # Seconds to wait, before a start, until every port can be bound (0: do not wait).
+    free_ports_timeout: float = 0.0
 
     def fingerprint(self) -> str:
         """Digest of the command and the revision: a running server with another one is out of date."""
@@ -103,6 +105,34 @@ def port_owner(port: int) -> str | None:
         return f"pid {pid} ({' '.join(psutil.Process(pid).cmdline())[:120]})"
     except psutil.Error:
         return f"pid {pid}"
+
+
+def wait_for_free_ports(ports: list[int], timeout: float) -> None:
+    """Wait until every port can be bound on 127.0.0.1 without SO_REUSEADDR.
+
+    A server killed while clients were connected leaves its ports in TIME_WAIT for a minute;
+    milvus-server then silently takes the next free ports, where no client looks for it.
+
+    Raises:
+        TerminalError: a port still cannot be bound after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        held = []
+        for port in ports:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as trial:
+                try:
+                    trial.bind(("127.0.0.1", port))
+                except OSError:
+                    held.append(port)
+        if not held:
+            return
+        if time.monotonic() >= deadline:
+            raise TerminalError(
+                f"port(s) {', '.join(map(str, held))} still cannot be bound after {timeout:.0f}s "
+                "(connections of a killed server linger in TIME_WAIT for a minute; `ss -tan` shows them)"
+            )
+        time.sleep(1.0)
 
 
 def wait_ready(spec: ProcessSpec, pid: int, probe: Probe, timeout: float) -> str:
@@ -209,6 +239,8 @@ def ensure_started(
             )
     if check_mode:
         return {"changed": True, "pid": None, "health": None, "action": "start", "was_running": False}
+    if spec.free_ports_timeout > 0:
+        wait_for_free_ports(spec.ports, spec.free_ports_timeout)
     pid = _launch(spec)
     try:
         health = wait_ready(spec, pid, probe, timeout)

@@ -107,6 +107,14 @@ def small_seed() -> dict[str, Any]:
     return result
 
 
+@pytest.fixture()
+def clean_target(small_seed):
+    """No collection and no migration state, as before a first migration."""
+    drop_collection("media_embeddings")
+    for name in ("migration_checkpoint.json", "embeddings_rejects.jsonl"):
+        (SANDBOX / "state" / name).unlink(missing_ok=True)
+
+
 def milvus_client():
     from pymilvus import MilvusClient
 

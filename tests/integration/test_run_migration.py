@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from .conftest import SANDBOX, drop_collection, milvus_client, run_playbook, task_results
+from .conftest import SANDBOX, milvus_client, run_playbook, task_results
 
 # The small seed is 1% bad records on purpose (the demo's 20,000 are 0.05%).
 SMALL_SEED_VARS = ("-e", "preflight_max_mixed_dimension_ratio=0.01", "-e", "max_reject_ratio=0.05")
@@ -18,14 +16,6 @@ def played_roles(done) -> set[str]:
     return {
         task["task"]["name"].split(" : ")[-1].split(" | ")[0] for play in done.json["plays"] for task in play["tasks"]
     }
-
-
-@pytest.fixture()
-def clean_target(small_seed):
-    """No collection and no migration state, as before a first migration."""
-    drop_collection("media_embeddings")
-    CHECKPOINT.unlink(missing_ok=True)
-    REJECTS.unlink(missing_ok=True)
 
 
 def test_dry_run_of_everything_predicts_and_writes_nothing(clean_target) -> None:

@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -171,6 +172,24 @@ def test_a_new_revision_or_command_restarts_the_process(tmp_path: Path) -> None:
     again = sandbox.ensure_started(other_command, probe, timeout=30, check_mode=False)
     assert again["action"] == "restart" and again["pid"] != restarted["pid"]
     sandbox.ensure_stopped(other_command, check_mode=False)
+
+
+def test_wait_for_free_ports_waits_until_a_held_port_is_released() -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))  # bound, not listening: no owner to report, but not bindable either
+    port = holder.getsockname()[1]
+    threading.Timer(1.5, holder.close).start()
+    started = time.monotonic()
+    sandbox.wait_for_free_ports([port], timeout=30)
+    assert time.monotonic() - started >= 1.0
+
+
+def test_wait_for_free_ports_names_the_ports_still_held() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        with pytest.raises(TerminalError, match=rf"port\(s\) {port} still cannot be bound after 1s"):
+            sandbox.wait_for_free_ports([port, free_port()], timeout=1)
 
 
 def test_log_tail_of_a_missing_log() -> None:
