@@ -89,9 +89,8 @@ SMALL_SEED = {
 }
 
 
-@pytest.fixture(scope="session")
-def small_seed() -> dict[str, Any]:
-    """The sandbox filled with a small data set with every bad record (replacing what was there)."""
+def seed_small(reset: bool = False) -> dict[str, Any]:
+    """Fill the sandbox with the small data set; ``reset`` seeds it again even if it is there (a load changed it)."""
     result = run_module(
         "sandbox_seed",
         {
@@ -99,12 +98,19 @@ def small_seed() -> dict[str, Any]:
             "redis": CONNECTIONS["redis"],
             "source": "{{ neo4j_source }}",
             "replace_other_data": True,
+            "reset": reset,
             "manifest_file": str(SANDBOX / "test-seed-manifest.json"),
             **SMALL_SEED,
         },
     )
     assert not result.get("failed"), result.get("msg")
     return result
+
+
+@pytest.fixture(scope="session")
+def small_seed() -> dict[str, Any]:
+    """The sandbox filled with a small data set with every bad record (replacing what was there)."""
+    return seed_small()
 
 
 @pytest.fixture()

@@ -15,9 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import ROOT, SANDBOX, milvus_client, run_playbook
+from .conftest import ROOT, SANDBOX, milvus_client, run_playbook, seed_small
 from .test_engine_mode import engine_modes, to_neo4j_only
 from .test_run_migration import SMALL_SEED_VARS
 
@@ -71,7 +72,7 @@ def playbook(*args: str) -> None:
 
 
 def test_milvus_killed_during_dual_write_is_repaired_and_validation_ends_at_100_percent(
-    clean_target, tmp_path: Path
+    seed_restored_afterwards, tmp_path: Path
 ) -> None:
     to_neo4j_only()
     playbook("playbooks/deploy-milvus.yml")
@@ -129,4 +130,11 @@ def test_milvus_killed_during_dual_write_is_repaired_and_validation_ends_at_100_
     playbook("playbooks/validate.yml", "-e", "full_scan=true")
     state = json.loads((SANDBOX / "state" / "run_state.json").read_text())
     assert state["phases"]["validate"]["result"]["success_rate"] == 1.0
+
+
+@pytest.fixture()
+def seed_restored_afterwards(clean_target):
+    """The load writes into the small seed; the tests after this one expect it as seeded."""
+    yield
     to_neo4j_only()
+    seed_small(reset=True)
