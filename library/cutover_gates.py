@@ -12,9 +12,11 @@ description:
     O(min_success_rate), finished after the engine last left C(neo4j_only) (earlier writes reached Neo4j only),
     and is at most O(max_validation_age_hours) old.
   - C(dual_write_error_rate) - Milvus write errors over dual-write attempts, summed over the live engine
-    instances' C(/metrics), is below O(max_dual_write_error_rate).
+    instances' C(/metrics), is below O(max_dual_write_error_rate). Counted over the current dual-write period
+    (C(dual_write_period_*) gauges) where the engines expose it, else over the instances' lifetime counters.
   - C(shadow_recall) - mean top-k overlap of Milvus's answers with Neo4j's over at least
-    O(min_shadow_comparisons) shadow comparisons is at least O(min_shadow_recall).
+    O(min_shadow_comparisons) shadow comparisons is at least O(min_shadow_recall); over the current shadow
+    phase (C(shadow_period_*) gauges) where the engines expose it.
   - C(collection_ready) - the collection is loaded and its index built with no rows pending (waits up to
     O(wait_for_index_seconds) for an index build that is still running).
   - Returns every gate with its measured value; with O(fail_on_refusal) the task fails naming each gate that

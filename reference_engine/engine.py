@@ -249,6 +249,10 @@ class Engine:
         if mode == self.mode and generation == self.generation:
             return False
         previous = self.mode
+        if mode in WRITES_TO_MILVUS and previous not in WRITES_TO_MILVUS:
+            self.metrics.start_dual_write_period()
+        if mode == "shadow" and previous != "shadow":
+            self.metrics.start_shadow_period()
         self.mode, self.generation, self.mode_source = mode, generation, source
         self.mode_changed_at = self.clock()
         self.metrics.serve_mode(mode, generation)
@@ -294,6 +298,7 @@ class Engine:
 
     def _shadow_write(self, item_id: str, embedding: list[float], updated_at: int) -> str:
         self.metrics.dual_write_attempts.inc()
+        self.metrics.period_dual_write_attempts.inc()
         if self.clock() < self._milvus_down_until:
             self._queue_repair(item_id)
             return "queued_for_repair"
@@ -345,6 +350,7 @@ class Engine:
 
     def _queue_repair(self, item_id: str) -> None:
         self.metrics.dual_write_milvus_errors.inc()
+        self.metrics.period_dual_write_milvus_errors.inc()
         self.repair_queue.add(item_id)
         self.metrics.repair_queue_size.set(len(self.repair_queue))
 
@@ -479,8 +485,11 @@ class Engine:
             return
         milvus_ms = (time.perf_counter() - started) * 1000
         shadow = [hit.id for hit in hits if hit.id != item_id][:k]
+        overlap = top_k_overlap(primary, shadow)
         self.metrics.shadow_comparisons.inc()
-        self.metrics.shadow_overlap.observe(top_k_overlap(primary, shadow))
+        self.metrics.shadow_overlap.observe(overlap)
+        self.metrics.period_shadow_comparisons.inc()
+        self.metrics.period_shadow_overlap_sum.inc(overlap)
         self.metrics.shadow_latency_delta.observe(milvus_ms - neo4j_ms)
 
     def wait_for_shadow(self, timeout: float = 10.0) -> None:

@@ -78,6 +78,28 @@ class EngineMetrics:
             buckets=(-100, -50, -20, -10, -5, -2, 0, 2, 5, 10, 20, 50, 100),
             registry=registry,
         )
+        # The cutover gates judge the current dual-write period and shadow phase, not the instance's
+        # whole life: an outage during an earlier, rolled-back attempt must not block a later cutover.
+        self.period_dual_write_attempts = Gauge(
+            "dual_write_period_attempts",
+            "Writes also sent to Milvus since this instance last started writing to Milvus.",
+            registry=registry,
+        )
+        self.period_dual_write_milvus_errors = Gauge(
+            "dual_write_period_milvus_errors",
+            "Milvus shadow writes that failed since this instance last started writing to Milvus.",
+            registry=registry,
+        )
+        self.period_shadow_comparisons = Gauge(
+            "shadow_period_comparisons",
+            "Shadow comparisons since this instance last entered shadow.",
+            registry=registry,
+        )
+        self.period_shadow_overlap_sum = Gauge(
+            "shadow_period_top_k_overlap_sum",
+            "Sum of the top-k overlaps of those comparisons (divide by the count for the mean).",
+            registry=registry,
+        )
         self.storage_mode = Gauge(
             "engine_storage_mode", "1 for the storage mode this instance serves.", ["mode"], registry=registry
         )
@@ -87,6 +109,14 @@ class EngineMetrics:
         self.mode_changes = Counter("engine_mode_changes", "Storage-mode changes applied.", registry=registry)
         for mode in MODES:
             self.storage_mode.labels(mode=mode).set(0)
+
+    def start_dual_write_period(self) -> None:
+        self.period_dual_write_attempts.set(0)
+        self.period_dual_write_milvus_errors.set(0)
+
+    def start_shadow_period(self) -> None:
+        self.period_shadow_comparisons.set(0)
+        self.period_shadow_overlap_sum.set(0)
 
     def serve_mode(self, mode: str, generation: int) -> None:
         for name in MODES:

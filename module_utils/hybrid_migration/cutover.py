@@ -73,21 +73,46 @@ def last_validation(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _has(series: Series, name: str) -> bool:
+    return any(sample == name for sample, _ in series)
+
+
 def fleet_measurements(series: Series, instances: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Dual-write error rate and shadow overlap from the fleet's summed metrics."""
-    attempts = value(series, "dual_write_attempts_total")
-    errors = value(series, "dual_write_milvus_errors_total")
-    overlap = Histogram.from_series(series, "shadow_top_k_overlap")
+    """Dual-write error rate and shadow overlap from the fleet's summed metrics.
+
+    Engines that expose the period gauges (``dual_write_period_*``, ``shadow_period_*``) are judged
+    on the current dual-write period and shadow phase; otherwise on the counters, which cover each
+    instance's whole life, earlier rolled-back attempts included. ``window`` says which.
+    """
+    if _has(series, "dual_write_period_attempts"):
+        attempts = value(series, "dual_write_period_attempts")
+        errors = value(series, "dual_write_period_milvus_errors")
+        dual_write_window = "current dual-write period"
+    else:
+        attempts = value(series, "dual_write_attempts_total")
+        errors = value(series, "dual_write_milvus_errors_total")
+        dual_write_window = "instance lifetime"
+    if _has(series, "shadow_period_comparisons"):
+        comparisons = value(series, "shadow_period_comparisons")
+        overlap_sum = value(series, "shadow_period_top_k_overlap_sum")
+        mean_overlap = overlap_sum / comparisons if comparisons else None
+        shadow_window = "current shadow phase"
+    else:
+        histogram = Histogram.from_series(series, "shadow_top_k_overlap")
+        comparisons, mean_overlap = value(series, "shadow_comparisons_total"), histogram.mean
+        shadow_window = "instance lifetime"
     dual_write = {
         "instances": instances,
+        "window": dual_write_window,
         "attempts": int(attempts),
         "milvus_errors": int(errors),
         "error_rate": round(errors / attempts, 6) if attempts else None,
         "repair_queue": int(value(series, "dual_write_repair_queue_size")),
     }
     shadow = {
-        "comparisons": int(value(series, "shadow_comparisons_total")),
-        "mean_overlap": round(overlap.mean, 4) if overlap.mean is not None else None,
+        "window": shadow_window,
+        "comparisons": int(comparisons),
+        "mean_overlap": round(mean_overlap, 4) if mean_overlap is not None else None,
         "milvus_errors": int(value(series, "milvus_search_errors_total")),
     }
     return dual_write, shadow

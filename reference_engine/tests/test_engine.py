@@ -539,3 +539,38 @@ def test_group_commit_fails_every_writer_of_a_failed_transaction() -> None:
             group.write(("a", [1.0], 1))
     finally:
         group.close()
+
+
+# Period gauges the cutover gates read
+
+
+def metric(engine: Engine, name: str) -> float:
+    value = engine.metrics.registry.get_sample_value(name)
+    assert value is not None, name
+    return value
+
+
+def test_a_new_dual_write_period_and_shadow_phase_start_their_gauges_from_zero(setup) -> None:
+    engine, _, vectors, clock = setup
+    engine.serve("dual_write", 1, "test")
+    vectors.fail = True
+    engine.write("a", {"embedding": A})
+    engine.flush_writes()
+    assert metric(engine, "dual_write_period_milvus_errors") == 1
+    engine.serve("neo4j_only", 2, "test")
+    vectors.fail = False
+    clock.advance(60)  # past the pause after a failed Milvus write
+    engine.serve("dual_write", 3, "test")
+    engine.write("b", {"embedding": B})
+    engine.flush_writes()
+    assert metric(engine, "dual_write_period_attempts") == 1
+    assert metric(engine, "dual_write_period_milvus_errors") == 0
+    assert metric(engine, "dual_write_milvus_errors_total") == 1
+    engine.serve("shadow", 4, "test")
+    engine.similar("a", 1)
+    engine.wait_for_shadow()
+    assert metric(engine, "shadow_period_comparisons") == 1
+    engine.serve("hybrid", 5, "test")
+    engine.serve("shadow", 6, "test")
+    assert metric(engine, "shadow_period_comparisons") == 0
+    assert metric(engine, "dual_write_period_attempts") == 1

@@ -393,12 +393,30 @@ def test_fleet_measurements_from_summed_series() -> None:
     dual_write, shadow = fleet_measurements(series, 2)
     assert dual_write == {
         "instances": 2,
+        "window": "instance lifetime",
         "attempts": 4000,
         "milvus_errors": 3,
         "error_rate": 0.00075,
         "repair_queue": 5,
     }
-    assert shadow == {"comparisons": 3, "mean_overlap": 0.9, "milvus_errors": 2}
+    assert shadow == {"window": "instance lifetime", "comparisons": 3, "mean_overlap": 0.9, "milvus_errors": 2}
+
+
+def test_fleet_measurements_prefer_the_current_period_over_lifetime_counters() -> None:
+    """An outage during an earlier, rolled-back attempt is in the counters but not in the period."""
+    registry = CollectorRegistry()
+    Counter("dual_write_attempts", "", registry=registry).inc(8000)
+    Counter("dual_write_milvus_errors", "", registry=registry).inc(2700)
+    Gauge("dual_write_period_attempts", "", registry=registry).set(3000)
+    Gauge("dual_write_period_milvus_errors", "", registry=registry).set(0)
+    Counter("shadow_comparisons", "", registry=registry).inc(500)
+    Histogram("shadow_top_k_overlap", "", buckets=(0.5, 1.0), registry=registry).observe(0.1)
+    Gauge("shadow_period_comparisons", "", registry=registry).set(200)
+    Gauge("shadow_period_top_k_overlap_sum", "", registry=registry).set(194)
+    dual_write, shadow = fleet_measurements(parse_metrics(generate_latest(registry).decode()), 1)
+    assert dual_write["window"] == "current dual-write period"
+    assert (dual_write["attempts"], dual_write["milvus_errors"], dual_write["error_rate"]) == (3000, 0, 0.0)
+    assert shadow == {"window": "current shadow phase", "comparisons": 200, "mean_overlap": 0.97, "milvus_errors": 0}
 
 
 def test_fleet_measurements_without_traffic() -> None:
