@@ -88,12 +88,13 @@ def wait_for_index(client, collection: str, limit: float = 1800.0) -> float:
     return time.monotonic() - started
 
 
-def peak_rss_mb() -> float:
-    """This process's own high-water RSS (VmHWM); rusage would count the parent's image before exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's own high-water RSS (VmHWM), this one's by default; rusage would count the parent's
+    image before exec."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
 def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:

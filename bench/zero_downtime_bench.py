@@ -24,11 +24,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psutil
-from _sandbox import HERE, ROOT, neo4j_settings, settle, write_section
+from _sandbox import HERE, ROOT, neo4j_settings, peak_rss_mb, settle, write_section
 from ansible.module_utils.hybrid_migration.settings import MilvusSettings, SourceModel
 
 from reference_engine.stores import MilvusStore, Neo4jStore
@@ -128,13 +127,10 @@ def raw_speeds(group_commit_rows: int, seconds: float) -> dict[str, float]:
 
 def engine_peak_rss_mb() -> dict[str, float]:
     """High-water RSS (VmHWM) of each engine instance over its life, which spans the run."""
-    peaks = {}
-    for pidfile in sorted((ROOT / ".sandbox" / "engine").glob("*.pid")):
-        pid = json.loads(pidfile.read_text())["pid"]
-        status = Path(f"/proc/{pid}/status").read_text()
-        high_water = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        peaks[pidfile.stem] = int(high_water.split()[1]) / 1024
-    return peaks
+    return {
+        pidfile.stem: peak_rss_mb(json.loads(pidfile.read_text())["pid"])
+        for pidfile in sorted((ROOT / ".sandbox" / "engine").glob("*.pid"))
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:
