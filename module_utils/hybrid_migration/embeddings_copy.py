@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -30,8 +29,9 @@ from .metrics import MetricsPusher, Rate
 from .milvus_writer import MilvusWriter
 from .neo4j_source import EmbeddingReader, Page
 from .prefetch import Prefetch
+from .reject_file import RejectLog
 from .retry import RetryPolicy, with_retries
-from .transform import Batch, Reject, normalize, normalize_other_ids
+from .transform import Batch, normalize, normalize_other_ids
 
 T = TypeVar("T")
 
@@ -151,51 +151,6 @@ class BatchAssembler:
                 np.concatenate([part.updated_at for part in parts]),
             )
         return WriteBatch(merged, *self._mark)
-
-
-class RejectLog:
-    """The reject file: one JSON line per rejected row, each (id, kind) once across resumes."""
-
-    def __init__(self, path: Path, fresh: bool, check_mode: bool) -> None:
-        self.path = path
-        self.check_mode = check_mode
-        self.keys: set[tuple[str, str]] = set()
-        self.by_kind: Counter[str] = Counter()
-        self._handle = None
-        if not fresh and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                self._remember(entry.get("id", ""), entry.get("kind", ""))
-        if not check_mode:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = path.open("w" if fresh else "a", encoding="utf-8")
-
-    def _remember(self, item_id: str, kind: str) -> bool:
-        key = (item_id, kind)
-        if key in self.keys:
-            return False
-        self.keys.add(key)
-        self.by_kind[kind] += 1
-        return True
-
-    def add(self, reject: Reject) -> None:
-        if self._remember(reject.id, reject.kind) and self._handle:
-            self._handle.write(reject.as_json() + "\n")
-
-    def flush(self) -> None:
-        if self._handle:
-            self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle:
-            self._handle.close()
-
-    @property
-    def count(self) -> int:
-        return len(self.keys)
 
 
 def resume_command(checkpoint: Checkpoint, path: Path) -> str:
