@@ -58,6 +58,10 @@ class MetricsPusher:
             self.push_failures += 1
             self.last_push_error = str(error)
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> None:
         self.set(migration_running=1)
         self.push()
