@@ -204,11 +204,23 @@ def _agentdb_value(value: Any) -> Any:
     return value
 
 
+AGENTDB_TABLE_KEYS = ("redis_rows", "postgres_rows", "redis_checksum", "postgres_checksum", "equal")
+
+
 def build_agentdb(result: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The AgentDB phase's result, one level deep (nested objects flattened away, lists cut short)."""
+    """The AgentDB phase's result, one level deep (nested objects flattened away, lists cut short).
+
+    The verification keeps its per-table counts and checksums: they are what the phase proves.
+    """
     if not result:
         return None
-    return {str(key): _agentdb_value(value) for key, value in sorted(result.items())}
+    agentdb = {str(key): _agentdb_value(value) for key, value in sorted(result.items())}
+    tables = _mapping(_mapping(result.get("verification")).get("tables"))
+    if tables:
+        agentdb["verification"]["tables"] = {
+            str(name): {key: _mapping(values).get(key) for key in AGENTDB_TABLE_KEYS} for name, values in tables.items()
+        }
+    return agentdb
 
 
 def preflight_versions(result: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -274,6 +286,13 @@ def phase_counts(
             "copied": None,
             "rejected": None,
             "fixed": fix["upserted"] + fix["deleted"] if fix and fix["applied"] else None,
+        }
+    if name == "migrate_agentdb" and "loaded_this_run" in result:
+        return {
+            "read": _total(result.get("read")),
+            "copied": _total(result.get("loaded_this_run")),
+            "rejected": _total(result.get("rejected_this_run", result.get("rejected"))),
+            "fixed": None,
         }
     return {
         "read": _int(result.get("read")),
@@ -675,7 +694,28 @@ def _agentdb_section(report: Mapping[str, Any]) -> list[str]:
     agentdb = report["agentdb"]
     if agentdb is None:
         return [NOT_RUN]
-    return [f"- {key}: {cell(json.dumps(value, ensure_ascii=False, sort_keys=True))}" for key, value in agentdb.items()]
+    lines = []
+    verification = _mapping(agentdb.get("verification"))
+    tables = _mapping(verification.get("tables"))
+    if tables:
+        verdict = "equal" if verification.get("equal") else "DIFFERENT"
+        lines += [
+            f"Verification, Redis against PostgreSQL: {verdict} "
+            f"({verification.get('agents_equal')} of {verification.get('agents_compared')} agents equal).",
+            "",
+        ]
+        rows = [
+            [name, _number(values.get("redis_rows")), _number(values.get("postgres_rows")),
+             code_span(str(values.get("redis_checksum"))), code_span(str(values.get("postgres_checksum"))),
+             "yes" if values.get("equal") else "no"]
+            for name, values in tables.items()
+        ]  # fmt: skip
+        header = ["table", "Redis rows", "PostgreSQL rows", "Redis checksum", "PostgreSQL checksum", "equal"]
+        lines += [*markdown_table(header, rows, [False, True, True, False, False, False]), ""]
+    for key, value in agentdb.items():
+        if key != "verification":
+            lines.append(f"- {key}: {cell(json.dumps(value, ensure_ascii=False, sort_keys=True))}")
+    return lines
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
