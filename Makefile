@@ -83,7 +83,7 @@ integration: sandbox
 	$(BIN)/pytest tests/integration
 
 molecule: sandbox
-	@for scenario in sandbox preflight migrate_embeddings zero_downtime; do $(BIN)/molecule test -s $$scenario || exit 1; done
+	@for scenario in sandbox preflight migrate_embeddings migrate_agentdb zero_downtime; do $(BIN)/molecule test -s $$scenario || exit 1; done
 
 clean:
 	rm -rf .pytest_cache .ruff_cache

@@ -73,6 +73,12 @@ def raw_copy_rate(rows: list[tuple], batch_size: int) -> float:
     return rate
 
 
+def quiet() -> None:
+    """Dirty pages of the last run written out and the servers idle, so each measurement starts alike."""
+    os.sync()
+    settle()
+
+
 def drop_schema() -> None:
     connection = open_postgres(POSTGRES)
     connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
@@ -116,8 +122,9 @@ def main() -> None:
     rows_out = []
     for batch_size in (int(size) for size in arguments.batch_sizes.split(",")):
         drop_schema()
-        settle()
+        quiet()
         copied = run_copy(client, batch_size, verify=False)
+        quiet()
         redis_rate, count = raw_redis_rate(client, agent_ids, batch_size)
         assert count == total
         rows = []
@@ -125,6 +132,7 @@ def main() -> None:
             for entry_id, fields in client.xrange(f"{PREFIX}agent:{agent_id}:experiences"):
                 row = parse_experience(agent_id, entry_id, fields)
                 rows.append((*row[:7], ms_to_datetime(row.ts_ms)))
+        quiet()
         copy_rate = raw_copy_rate(rows, batch_size)
         del rows
         rate = copied["experiences_per_second"]

@@ -174,7 +174,7 @@ class AgentDBCopy:
                 else:
                     checkpoint = self._copy(inventory, checkpoint, rejects)
                     if options.verify:
-                        self._verify(connection, inventory)
+                        self._verify(connection, inventory, refused_by_postgres(rejects))
             finally:
                 rejects.close()
             self._count_rejects(rejects, checkpoint)
@@ -390,7 +390,11 @@ class AgentDBCopy:
             for reject in item if isinstance(item, list) else item.rejects:
                 rejects.add(reject)
 
-        redis = tally_redis(self.source, inventory.agent_ids, include_history, self.options.batch_size, collect)
+        # Records PostgreSQL refused in an earlier run are known only from the reject file.
+        refused = refused_by_postgres(rejects)
+        redis = tally_redis(
+            self.source, inventory.agent_ids, include_history, self.options.batch_size, collect, refused
+        )
         for name in LOAD_ORDER:
             self.result.read[name] = redis.totals(name)[0]
         if schema.current_version == schema.target_version:
@@ -403,10 +407,10 @@ class AgentDBCopy:
         self.result.verify_seconds = round(time.monotonic() - started, 2)
         self.result.message = "check mode: read and validated, nothing written"
 
-    def _verify(self, connection: Any, inventory: Inventory) -> None:
+    def _verify(self, connection: Any, inventory: Inventory, refused: set[str]) -> None:
         started = time.monotonic()
         include_history = not self.options.skip_history
-        redis = tally_redis(self.source, inventory.agent_ids, include_history, self.options.batch_size)
+        redis = tally_redis(self.source, inventory.agent_ids, include_history, self.options.batch_size, refused=refused)
         postgres = tally_postgres(connection, self.options.schema, include_history)
         self.result.verification = compare(redis, postgres, include_history)
         if self.options.verification_file:
@@ -434,6 +438,11 @@ class AgentDBCopy:
         total = valid + rejects.count
         self.result.reject_ratio = round(rejects.count / total, 6) if total else 0.0
         self.result.reject_threshold_exceeded = self.result.reject_ratio > self.options.max_reject_ratio
+
+
+def refused_by_postgres(rejects: RejectLog) -> set[str]:
+    """Keys of the records PostgreSQL refused, in this run or an earlier one."""
+    return {key for key, kind in rejects.keys if kind == "postgres_refused"}
 
 
 def inventory_rejects(inventory: Inventory, source: RedisAgentSource) -> list[RecordReject]:

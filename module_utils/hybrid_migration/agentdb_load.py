@@ -192,7 +192,9 @@ class PostgresLoader:
             with self.connection.cursor() as cursor:
                 for table in TABLES.values():
                     columns = ", ".join(f"{c.staging} {c.staging_type}" for c in table.columns)
-                    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{table.name} ({columns})")
+                    cursor.execute(
+                        f"CREATE TEMP TABLE IF NOT EXISTS stage_{table.name} ({columns}) ON COMMIT DELETE ROWS"
+                    )
             self.connection.commit()
         return self.connection
 
@@ -245,9 +247,7 @@ class PostgresLoader:
             + f" WHERE ({', '.join('t.' + c for c in updates)}) IS DISTINCT FROM "
             f"({', '.join('EXCLUDED.' + c for c in updates)})"
         )
-        changed = cursor.rowcount
-        cursor.execute(f"TRUNCATE stage_{table.name}")
-        return changed
+        return cursor.rowcount
 
     def _load_row_by_row(self, payloads: dict[str, bytes]) -> tuple[dict[str, int], list[RecordReject]]:
         """The slow path for a batch with a row PostgreSQL refuses: each row in its own savepoint."""
@@ -268,12 +268,16 @@ class PostgresLoader:
                     cursor.execute("SAVEPOINT one_row")
                     try:
                         changed[name] = changed.get(name, 0) + self._upsert(cursor, TABLES[name], line + b"\n")
+                        # Staging is emptied at commit, and this transaction stages row after row.
+                        cursor.execute(f"DELETE FROM stage_{name}")  # noqa: S608 - a fixed table name
                         cursor.execute("RELEASE SAVEPOINT one_row")
                     except psycopg.errors.DataError as error:
                         cursor.execute("ROLLBACK TO SAVEPOINT one_row")
                         if name == "agents":
                             refused_agents.add(agent_id)
                         message = (error.diag.message_primary or str(error)).strip()
+                        if error.diag.message_detail:
+                            message += f" ({error.diag.message_detail.strip()})"
                         reason = f"PostgreSQL refused the value: {message}"
                         rejects.append(RecordReject(key, "postgres_refused", reason, snippet(line), agent_id))
         connection.commit()

@@ -323,7 +323,8 @@ def canonical_json(value: Any) -> Any:
 
 def row_digest(values: tuple[Any, ...]) -> int:
     """64 bits of BLAKE2b over a canonical form; summed per agent, so order does not matter."""
-    encoded = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    text = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    encoded = text.encode("utf-8", "surrogatepass")  # JSON may hold an escaped lone surrogate
     return int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big")
 
 

@@ -55,26 +55,35 @@ def tally_redis(
     include_history: bool,
     batch_size: int,
     on_agent: Callable[[str, Any], None] | None = None,
+    refused: set[str] | None = None,
 ) -> Tally:
-    """What PostgreSQL should hold for these agents."""
+    """What PostgreSQL should hold for these agents.
+
+    ``refused`` names records PostgreSQL refused during the copy (by the key of the reject file): they
+    are rejected, so they are not expected in PostgreSQL.
+    """
     tally = Tally()
+    refused = refused or set()
     for agent_id in agent_ids:
         head = source.head(agent_id)
         if on_agent:
             on_agent(agent_id, head)
-        if head.agent is None:
+        keys = source.layout.agent_keys(agent_id)
+        if head.agent is None or keys["agent"] in refused:
             continue
         tally.add("agents", agent_id, agent_values(head.agent))
         for qvalue in head.qvalues:
-            tally.add("q_values", agent_id, qvalue_values(qvalue))
-        if head.policy is not None:
+            if f"{keys['qvalues']} {qvalue.state}|{qvalue.action}" not in refused:
+                tally.add("q_values", agent_id, qvalue_values(qvalue))
+        if head.policy is not None and keys["policy"] not in refused:
             tally.add("policies", agent_id, policy_values(head.policy))
         if include_history and head.has_experiences:
             for rows, rejects, _last in source.experiences(agent_id, head.experiences_key, "", batch_size):
                 if on_agent:
                     on_agent(agent_id, rejects)
                 for row in rows:
-                    tally.add("experiences", agent_id, experience_values(row))
+                    if not refused or f"{keys['experiences']} {row.entry_id}" not in refused:
+                        tally.add("experiences", agent_id, experience_values(row))
     return tally
 
 
