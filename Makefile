@@ -54,7 +54,7 @@ DEMO_SEARCHES_PER_SECOND ?= 10
 LOAD := $(ANSIBLE_PLAYBOOK) playbooks/engine-load.yml -e engine_load_writes_per_second=$(DEMO_WRITES_PER_SECOND) \
   -e engine_load_searches_per_second=$(DEMO_SEARCHES_PER_SECOND)
 
-# The demo runs phases 1-7 while both engine instances serve a load, validates with a full scan
+# The demo runs phases 1-8 while both engine instances serve a load, validates with a full scan
 # (20,000 rows take seconds), then stops the load and checks every acknowledged write.
 migrate: venv
 	$(LOAD) -e engine_load_action=start
