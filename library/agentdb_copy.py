@@ -289,11 +289,17 @@ def main() -> None:
     verification = result["verification"]
     if params["verify"] and not module.check_mode and verification and not verification.get("equal"):
         different = ", ".join(item["agent"] for item in verification.get("mismatched", [])[:5])
+        hint = ""
+        if result["batches"] == 0 and result["complete"]:
+            hint = (
+                "; the checkpoint says the copy finished, so Redis or PostgreSQL changed since: "
+                "copy again with -e fresh_start=true"
+            )
         module.fail_json(
             msg=(
                 f"Redis and PostgreSQL differ for {verification['agents_different']} of "
                 f"{verification['agents_compared']} agents (first: {different}); every agent's counts and "
-                f"checksums are in {result['verification_file'] or 'the verification result'}"
+                f"checksums are in {result['verification_file'] or 'the verification result'}{hint}"
             ),
             **result,
         )

@@ -166,6 +166,7 @@ class AgentDBCopy:
             self.result.experiences_total = 0 if options.skip_history else inventory.experiences
             checkpoint = None if options.fresh_start else AgentCheckpoint.load(options.checkpoint_file)
             rejects = RejectLog(options.reject_file, fresh=options.fresh_start, check_mode=options.check_mode)
+            known_rejects = rejects.count
             try:
                 for reject in inventory_rejects(inventory, self.source):
                     rejects.add(reject)
@@ -178,6 +179,7 @@ class AgentDBCopy:
             finally:
                 rejects.close()
             self._count_rejects(rejects, checkpoint)
+            self.result.rejected_this_run = rejects.count - known_rejects
         finally:
             connection.close()
         self.result.retries = self.source.retries + self.result.retries
