@@ -115,9 +115,19 @@ def small_seed() -> dict[str, Any]:
 
 @pytest.fixture()
 def clean_target(small_seed):
-    """No collection and no migration state, as before a first migration."""
+    """No collection, no AgentDB schema and no migration state, as before a first migration."""
+    import psycopg
+
     drop_collection("media_embeddings")
-    for name in ("migration_checkpoint.json", "embeddings_rejects.jsonl"):
+    with psycopg.connect(host="127.0.0.1", user="migration", password=SECRETS[1], dbname="agentdb") as connection:
+        connection.execute("DROP SCHEMA IF EXISTS agentdb CASCADE")
+    for name in (
+        "migration_checkpoint.json",
+        "embeddings_rejects.jsonl",
+        "agentdb_checkpoint.json",
+        "agentdb_rejects.jsonl",
+        "agentdb_verification.json",
+    ):
         (SANDBOX / "state" / name).unlink(missing_ok=True)
 
 

@@ -32,9 +32,12 @@ def test_dry_run_of_everything_predicts_and_writes_nothing(clean_target) -> None
 
 
 def test_phases_by_tag_copy_everything_and_a_rerun_changes_nothing(clean_target) -> None:
-    done = run_playbook("run-migration.yml", "--tags", "deploy_milvus,migrate_embeddings", *SMALL_SEED_VARS)
+    tags = "deploy_milvus,migrate_embeddings,migrate_agentdb"
+    done = run_playbook("run-migration.yml", "--tags", tags, *SMALL_SEED_VARS)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert played_roles(done) == {"Checks", "Deploy Milvus", "Migrate embeddings"}
+    assert played_roles(done) == {"Checks", "Deploy Milvus", "Migrate embeddings", "Migrate AgentDB"}
+    agentdb = task_results(done, "Copy agents, q-values")[0]
+    assert agentdb["verification"]["equal"] and agentdb["rejected"] == 12
     checkpoint = json.loads(CHECKPOINT.read_text())
     assert checkpoint["complete"] and checkpoint["migrated"] == 1006 and checkpoint["rejected"] == 11
     assert len(REJECTS.read_text().splitlines()) == 11
@@ -62,4 +65,13 @@ def test_one_phase_by_tag_runs_the_shared_checks_too(small_seed) -> None:
 def test_skipping_a_phase_by_tag_skips_it(clean_target) -> None:
     done = run_playbook("run-migration.yml", "--check", "--skip-tags", "preflight,migrate_embeddings", *SMALL_SEED_VARS)
     assert done.returncode == 0
-    assert played_roles(done) == {"Checks", "Deploy Milvus", "Engine mode", "Validate", "Shadow", "Hybrid", "Report"}
+    assert played_roles(done) == {
+        "Checks",
+        "Deploy Milvus",
+        "Engine mode",
+        "Validate",
+        "Shadow",
+        "Hybrid",
+        "Migrate AgentDB",
+        "Report",
+    }
