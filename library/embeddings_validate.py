@@ -56,6 +56,12 @@ options:
     description: Re-upsert missing and unequal rows from Neo4j, delete orphans, then re-check those ids.
     type: bool
     default: false
+  pushgateway_url:
+    description:
+      - Pushgateway that receives the outcome as job C(validate) (C(migration_validation_success_rate) from 0 to 1,
+        after any repair, and the gate); empty pushes nothing. Nothing is pushed in check mode.
+    type: str
+    default: ''
   max_report_samples:
     description: Example ids kept per category.
     type: int
@@ -145,6 +151,7 @@ message:
   type: str
 """
 
+import time
 from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
@@ -156,6 +163,7 @@ from ansible.module_utils.hybrid_migration.argument_specs import (
 )
 from ansible.module_utils.hybrid_migration.connections import open_milvus, open_neo4j
 from ansible.module_utils.hybrid_migration.errors import MigrationError
+from ansible.module_utils.hybrid_migration.metrics import push_once
 from ansible.module_utils.hybrid_migration.milvus_collection import observe
 from ansible.module_utils.hybrid_migration.milvus_reader import MilvusRows
 from ansible.module_utils.hybrid_migration.milvus_writer import MilvusWriter
@@ -175,6 +183,7 @@ def argument_spec() -> dict:
             "tolerance": {"type": "float", "default": 0.00001},
             "fix_inconsistencies": {"type": "bool", "default": False},
             "max_report_samples": {"type": "int", "default": 10},
+            "pushgateway_url": {"type": "str", "default": ""},
             "page_size": {"type": "int", "default": 1000},
         },
         neo4j_argument_spec(),
@@ -241,6 +250,24 @@ def main() -> None:
             client.close()
     except MigrationError as error:
         module.fail_json(msg=str(error))
+    if params["pushgateway_url"] and not module.check_mode and result.get("source_rows"):
+        error = push_once(
+            params["pushgateway_url"],
+            "validate",
+            {
+                "migration_validation_success_rate": (
+                    "Share of source rows Milvus holds equal (0-1), after any repair",
+                    fixed["success_rate_after"]
+                    if (fixed := result.get("fix") or {}).get("applied")
+                    else result["success_rate"],
+                ),
+                "migration_validation_min_success_rate": ("The gate", params["min_success_rate"]),
+                "migration_validation_source_rows": ("Source rows compared", result["source_rows"]),
+                "migration_validation_timestamp_seconds": ("When the validation ended", time.time()),
+            },
+        )
+        if error:
+            module.warn(f"pushing the validation metrics to {params['pushgateway_url']} failed: {error[:200]}")
     if not result["passed"]:
         module.fail_json(msg=result["message"], **result)
     module.exit_json(**result)

@@ -80,6 +80,25 @@ class MetricsPusher:
         self.push()
 
 
+def push_once(url: str, job: str, gauges: dict[str, tuple[str, float]]) -> str | None:
+    """Push a few gauges once (a phase's outcome, such as the validation success rate).
+
+    Returns the error text when the push failed; monitoring never fails the phase.
+    """
+    if not url:
+        return None
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    for name, (text, value) in gauges.items():
+        Gauge(name, text, registry=registry).set(value)
+    try:
+        push_to_gateway(url, job=job, registry=registry, timeout=5)
+    except Exception as error:  # monitoring must never stop the migration
+        return str(error)
+    return None
+
+
 class Rate:
     """Items per second since the start, and the ETA for the rest."""
 
