@@ -60,6 +60,20 @@ class ProcessState:
     fingerprint: str | None = None
 
 
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/PID/stat field 22).
+
+    Unlike psutil's create_time, which adds the boot time derived from the wall clock, it does not
+    move when the clock is stepped (seen here: an 11 s step made every sandbox server look stopped).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
 def read_state(spec: ProcessSpec) -> ProcessState:
     """Return the recorded process if it is still alive and still ours."""
     try:
@@ -69,7 +83,12 @@ def read_state(spec: ProcessSpec) -> ProcessState:
         return ProcessState(pid=None, running=False)
     try:
         process = psutil.Process(pid)
-        ours = abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
+        recorded_ticks = record.get("start_ticks")
+        if recorded_ticks is not None:
+            same = start_ticks(pid) == recorded_ticks
+        else:  # a pid file from before start_ticks was recorded
+            same = abs(process.create_time() - started) < 1.0
+        ours = same and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         ours = False
     return ProcessState(pid=pid, running=ours, fingerprint=record.get("fingerprint"))
@@ -190,7 +209,13 @@ def _launch(spec: ProcessSpec) -> int:
             **user,
         )
     created = psutil.Process(process.pid).create_time()
-    record = {"pid": process.pid, "create_time": created, "argv": spec.argv[:1], "fingerprint": spec.fingerprint()}
+    record = {
+        "pid": process.pid,
+        "create_time": created,
+        "start_ticks": start_ticks(process.pid),
+        "argv": spec.argv[:1],
+        "fingerprint": spec.fingerprint(),
+    }
     temporary = spec.pidfile.with_suffix(".tmp")
     temporary.write_text(json.dumps(record))
     temporary.replace(spec.pidfile)

@@ -194,3 +194,16 @@ def test_wait_for_free_ports_names_the_ports_still_held() -> None:
 
 def test_log_tail_of_a_missing_log() -> None:
     assert sandbox.log_tail(Path("/nonexistent/log")) == "(no log)"
+
+
+def test_a_stepped_wall_clock_does_not_make_a_running_server_look_stopped(tmp_path: Path) -> None:
+    import os
+
+    spec = http_server_spec(tmp_path, free_port())
+    spec.pidfile.parent.mkdir(parents=True, exist_ok=True)
+    me = psutil.Process(os.getpid())
+    record = {"pid": me.pid, "create_time": me.create_time() + 11.0, "start_ticks": sandbox.start_ticks(me.pid)}
+    spec.pidfile.write_text(json.dumps(record))
+    assert sandbox.read_state(spec).running
+    spec.pidfile.write_text(json.dumps({**record, "start_ticks": record["start_ticks"] + 1}))
+    assert not sandbox.read_state(spec).running  # another process that got the same pid
