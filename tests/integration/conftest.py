@@ -8,12 +8,14 @@ the local inventory, so tests use the same credentials as the runbook.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,38 +163,68 @@ def ensure_test_collection(name: str, **overrides: Any) -> dict[str, Any]:
     return result
 
 
-def kill_copy_after_batches(extra_vars: str, checkpoint: Path, batches: int) -> None:
-    """Start migrate-embeddings.yml and SIGKILL it (playbook and module) once ``batches`` are checkpointed.
+def kill_playbook_when(
+    playbook: str,
+    module: str,
+    extra_vars: str,
+    checkpoint: Path,
+    ready: Callable[[dict[str, Any]], bool],
+    timeout: float = 120,
+) -> dict[str, Any]:
+    """Start ``playbook`` and SIGKILL it, its workers and ``module`` (with any child) once ``ready(checkpoint)``.
+
+    Ansible's workers call setsid, so killing the playbook's process group is not enough: they are
+    found by their command line, the module by its AnsiballZ file. Returns the checkpoint at the kill.
 
     Raises:
-        AssertionError: the copy ended before it could be killed.
+        AssertionError: the copy ended before it could be killed, or a process lives on after the kill.
     """
     import psutil
 
+    def ours(cmdline: list[str] | None) -> bool:
+        text = " ".join(cmdline or [])
+        started_here = "ansible-playbook" in text and playbook in text and extra_vars in text
+        return started_here or any(part.endswith(f"AnsiballZ_{module}.py") for part in cmdline or [])
+
     process = subprocess.Popen(
-        [str(BIN / "ansible-playbook"), "playbooks/migrate-embeddings.yml", "-e", extra_vars],
+        [str(BIN / "ansible-playbook"), playbook, "-e", extra_vars],
         cwd=ROOT,
         env=ansible_env("default"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
+    killed_at = None
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
             state = json.loads(checkpoint.read_text())
         except (OSError, ValueError):
             state = {}
-        if state.get("batches", 0) >= batches and not state.get("complete"):
-            copies = [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if "AnsiballZ_embeddings_copy" in " ".join(p.info["cmdline"] or [])
-            ]
+        if state and not state.get("complete") and ready(state):
+            victims = [p for p in psutil.process_iter(["cmdline"]) if ours(p.info["cmdline"])]
             os.killpg(process.pid, signal.SIGKILL)
-            for copy in copies:
-                copy.kill()
+            for victim in victims:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    victim.kill()
+            killed_at = state
             break
         time.sleep(0.01)
     process.wait(timeout=60)
+    assert killed_at is not None, "the copy ended before the kill"
+    time.sleep(1)
+    survivors = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if ours(p.info["cmdline"])]
+    assert not survivors, f"still running after the kill: {survivors}"
+    return killed_at
+
+
+def kill_copy_after_batches(extra_vars: str, checkpoint: Path, batches: int) -> None:
+    """Start migrate-embeddings.yml and SIGKILL it once ``batches`` are checkpointed."""
+    kill_playbook_when(
+        "playbooks/migrate-embeddings.yml",
+        "embeddings_copy",
+        extra_vars,
+        checkpoint,
+        lambda state: state.get("batches", 0) >= batches,
+    )
     assert not json.loads(checkpoint.read_text())["complete"], "the copy ended before the kill"

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +12,7 @@ import pytest
 import redis
 from ansible.module_utils.hybrid_migration.seed import RedisSeeder, SeedPlan, redis_bad_records
 
-from .conftest import BIN, ROOT, SANDBOX, ansible_env, run_module
+from .conftest import SANDBOX, kill_playbook_when, run_module, run_playbook
 
 PREFIX = "agentdb-test:"
 SCHEMA = "agentdb_test"
@@ -233,17 +228,6 @@ def test_too_many_rejects_fail_after_the_valid_records_moved(fresh) -> None:
     assert result["verification"]["equal"]
 
 
-def module_process(cmdline: list[str] | None) -> bool:
-    """The copy and its reader process (not this test, whose file name also says agentdb_copy)."""
-    return any(part.endswith("AnsiballZ_agentdb_copy.py") for part in cmdline or [])
-
-
-def playbook_process(cmdline: list[str] | None) -> bool:
-    """This test's playbook and its workers, which leave its process group (Ansible workers call setsid)."""
-    text = " ".join(cmdline or [])
-    return "ansible-playbook" in text and "migrate-agentdb.yml" in text and SCHEMA in text
-
-
 def test_kill_minus_nine_then_resume_ends_equal() -> None:
     seed_redis(SeedPlan(agent_count=30, experiences_per_agent=3000, qvalues_per_agent=50, random_seed=12))
     drop_schema()
@@ -258,45 +242,14 @@ def test_kill_minus_nine_then_resume_ends_equal() -> None:
         "migrate_agentdb_batch_size": 100,
         "migrate_agentdb_max_reject_ratio": 0.05,
     }
-    process = subprocess.Popen(
-        [str(BIN / "ansible-playbook"), "playbooks/migrate-agentdb.yml", "-e", json.dumps(extra)],
-        cwd=ROOT,
-        env=ansible_env("default"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_playbook_when(
+        "playbooks/migrate-agentdb.yml",
+        "agentdb_copy",
+        json.dumps(extra),
+        checkpoint,
+        lambda state: state.get("loaded", {}).get("experiences", 0) >= 20000,
+        timeout=180,
     )
-    import psutil
-
-    killed_at = None
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            state = json.loads(checkpoint.read_text())
-        except (OSError, ValueError):
-            state = {}
-        if state.get("loaded", {}).get("experiences", 0) >= 20000 and not state.get("complete"):
-            copies = [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if module_process(p.info["cmdline"]) or playbook_process(p.info["cmdline"])
-            ]
-            os.killpg(process.pid, signal.SIGKILL)
-            for copy in copies:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    copy.kill()
-            killed_at = state
-            break
-        time.sleep(0.05)
-    process.wait(timeout=60)
-    assert killed_at is not None, "the copy ended before it could be killed"
-    time.sleep(1)
-    survivors = [
-        p.info["cmdline"]
-        for p in psutil.process_iter(["cmdline"])
-        if module_process(p.info["cmdline"]) or playbook_process(p.info["cmdline"])
-    ]
-    assert not survivors, f"still running after the kill: {survivors}"
 
     resumed = run_module(
         "agentdb_copy",
@@ -321,32 +274,14 @@ def test_the_playbook_records_the_phase_and_the_report_shows_the_verification(fr
         "migrate_agentdb_max_reject_ratio": 0.05,
         "migration_run_state_file": str(STATE / "run_state.json"),
     }
-    done = subprocess.run(
-        [str(BIN / "ansible-playbook"), "playbooks/migrate-agentdb.yml", "-e", json.dumps(extra)],
-        cwd=ROOT,
-        env=ansible_env("default"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_playbook("playbooks/migrate-agentdb.yml", "-e", json.dumps(extra), callback="default")
     assert done.returncode == 0, done.stdout[-3000:]
     assert "sandbox-redis-secret" not in done.stdout and "sandbox-postgres-secret" not in done.stdout
     phase = json.loads((STATE / "run_state.json").read_text())["phases"]["migrate_agentdb"]
     assert phase["status"] == "succeeded" and phase["result"]["verification"]["equal"]
     report = Path(STATE / "report.md")
-    done = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "playbooks/report.yml",
-            "-e",
-            json.dumps({"migration_run_state_file": str(STATE / "run_state.json"), "report_file": str(report)}),
-        ],
-        cwd=ROOT,
-        env=ansible_env("default"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    report_vars = {"migration_run_state_file": str(STATE / "run_state.json"), "report_file": str(report)}
+    done = run_playbook("playbooks/report.yml", "-e", json.dumps(report_vars), callback="default")
     assert done.returncode == 0, done.stdout[-3000:]
     text = report.read_text()
     assert "Verification, Redis against PostgreSQL: equal" in text
