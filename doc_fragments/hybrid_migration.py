@@ -164,3 +164,27 @@ options:
         type: str
         default: media_embedding
 """
+
+    COPY_RUN = r"""
+options:
+  retry_attempts:
+    description: Tries of a failing read or write before giving up; the checkpoint stays intact, so a re-run resumes.
+    type: int
+    default: 10
+  retry_initial_delay:
+    description: Seconds before the first retry; doubles each time.
+    type: float
+    default: 0.5
+  retry_max_delay:
+    description: Longest wait between retries, in seconds.
+    type: float
+    default: 20.0
+  pushgateway_url:
+    description: Pushgateway to push progress to; empty to push nothing.
+    type: str
+    default: ''
+  metrics_interval:
+    description: Seconds between pushes.
+    type: float
+    default: 5.0
+"""

@@ -34,6 +34,7 @@ author: Hybrid migration team
 extends_documentation_fragment:
   - hybrid_migration.REDIS
   - hybrid_migration.POSTGRES
+  - hybrid_migration.COPY_RUN
 options:
   redis:
     required: true
@@ -81,26 +82,6 @@ options:
     description: Largest share of rejected records that still passes.
     type: float
     default: 0.001
-  retry_attempts:
-    description: Tries of a failing read or write before giving up (the checkpoint stays intact).
-    type: int
-    default: 10
-  retry_initial_delay:
-    description: Seconds before the first retry; doubles each time.
-    type: float
-    default: 0.5
-  retry_max_delay:
-    description: Longest wait between retries, in seconds.
-    type: float
-    default: 20.0
-  pushgateway_url:
-    description: Pushgateway to push progress to; empty to push nothing.
-    type: str
-    default: ''
-  metrics_interval:
-    description: Seconds between pushes.
-    type: float
-    default: 5.0
 attributes:
   check_mode:
     support: full
@@ -205,6 +186,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hybrid_migration.agentdb_copy import AgentCopyOptions, AgentDBCopy
 from ansible.module_utils.hybrid_migration.agentdb_source import AgentLayout, RedisAgentSource
 from ansible.module_utils.hybrid_migration.argument_specs import (
+    copy_run_argument_spec,
     merge_specs,
     postgres_argument_spec,
     redis_argument_spec,
@@ -229,14 +211,10 @@ def argument_spec() -> dict:
             "fresh_start": {"type": "bool", "default": False},
             "verify": {"type": "bool", "default": True},
             "max_reject_ratio": {"type": "float", "default": 0.001},
-            "retry_attempts": {"type": "int", "default": 10},
-            "retry_initial_delay": {"type": "float", "default": 0.5},
-            "retry_max_delay": {"type": "float", "default": 20.0},
-            "pushgateway_url": {"type": "str", "default": ""},
-            "metrics_interval": {"type": "float", "default": 5.0},
         },
         redis_argument_spec(),
         postgres_argument_spec(),
+        copy_run_argument_spec(),
     )
 
 
@@ -250,7 +228,7 @@ def main() -> None:
         redis_settings = RedisSettings.from_mapping(params["redis"])
         postgres_settings = PostgresSettings.from_mapping(params["postgres"])
         layout = AgentLayout.from_mapping(redis_settings.key_prefix, params["key_patterns"])
-        retry = RetryPolicy(params["retry_attempts"], params["retry_initial_delay"], params["retry_max_delay"])
+        retry = RetryPolicy.from_options(params)
         options = AgentCopyOptions(
             checkpoint_file=Path(params["checkpoint_file"]),
             reject_file=Path(params["reject_file"]),

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - hybrid_migration.NEO4J
   - hybrid_migration.MILVUS
   - hybrid_migration.SOURCE
+  - hybrid_migration.COPY_RUN
 options:
   neo4j:
     required: true
@@ -81,26 +82,6 @@ options:
     description: Largest share of rejected rows that still passes.
     type: float
     default: 0.001
-  retry_attempts:
-    description: Tries of a failing read or write before giving up.
-    type: int
-    default: 10
-  retry_initial_delay:
-    description: Seconds before the first retry; doubles each time.
-    type: float
-    default: 0.5
-  retry_max_delay:
-    description: Longest wait between retries, in seconds.
-    type: float
-    default: 20.0
-  pushgateway_url:
-    description: Pushgateway to push progress to; empty to push nothing.
-    type: str
-    default: ''
-  metrics_interval:
-    description: Seconds between pushes.
-    type: float
-    default: 5.0
   catch_up:
     description:
       - After the copy, re-copy the nodes whose updated-at property (O(source.updated_at_property)) is at or
@@ -209,6 +190,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hybrid_migration.argument_specs import (
+    copy_run_argument_spec,
     merge_specs,
     milvus_argument_spec,
     neo4j_argument_spec,
@@ -240,11 +222,6 @@ def argument_spec() -> dict:
             "resume_from": {"type": "str"},
             "fresh_start": {"type": "bool", "default": False},
             "max_reject_ratio": {"type": "float", "default": 0.001},
-            "retry_attempts": {"type": "int", "default": 10},
-            "retry_initial_delay": {"type": "float", "default": 0.5},
-            "retry_max_delay": {"type": "float", "default": 20.0},
-            "pushgateway_url": {"type": "str", "default": ""},
-            "metrics_interval": {"type": "float", "default": 5.0},
             "catch_up": {"type": "bool", "default": True},
             "catch_up_max_passes": {"type": "int", "default": 10},
             "catch_up_clock_skew_ms": {"type": "int", "default": 60000},
@@ -252,6 +229,7 @@ def argument_spec() -> dict:
         neo4j_argument_spec(),
         milvus_argument_spec(),
         source_argument_spec(),
+        copy_run_argument_spec(),
     )
 
 
@@ -291,7 +269,7 @@ def main() -> None:
             resume_from=params["resume_from"] or None,
             fresh_start=params["fresh_start"],
             max_reject_ratio=params["max_reject_ratio"],
-            retry=RetryPolicy(params["retry_attempts"], params["retry_initial_delay"], params["retry_max_delay"]),
+            retry=RetryPolicy.from_options(params),
             check_mode=module.check_mode,
         )
         metrics = None

@@ -101,6 +101,17 @@ def source_argument_spec() -> Spec:
     }
 
 
+def copy_run_argument_spec() -> Spec:
+    """Retries and progress pushes, the same for every copy."""
+    return {
+        "retry_attempts": {"type": "int", "default": 10},
+        "retry_initial_delay": {"type": "float", "default": 0.5},
+        "retry_max_delay": {"type": "float", "default": 20.0},
+        "pushgateway_url": {"type": "str", "default": ""},
+        "metrics_interval": {"type": "float", "default": 5.0},
+    }
+
+
 def merge_specs(*specs: Spec) -> Spec:
     """Combine spec fragments, refusing two fragments that define one option."""
     merged: Spec = {}

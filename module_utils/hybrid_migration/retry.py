@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import TransientError
 
@@ -20,6 +20,11 @@ class RetryPolicy:
     attempts: int = 10
     initial_delay: float = 0.5
     max_delay: float = 20.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RetryPolicy:
+        """The policy a module's retry_* options describe."""
+        return cls(options["retry_attempts"], options["retry_initial_delay"], options["retry_max_delay"])
 
     def delays(self) -> list[float]:
         """The waits between attempts, doubling up to ``max_delay``."""
