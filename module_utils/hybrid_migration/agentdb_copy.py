@@ -15,7 +15,7 @@ import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from .agentdb_records import RecordReject
 from .agentdb_schema import SchemaResult, ensure_schema
 from .agentdb_source import Inventory, RedisAgentSource
 from .agentdb_verify import compare, per_agent, tally_postgres, tally_redis
-from .checkpoint import now_iso
+from .checkpoint import CheckpointFile, now_iso
 from .errors import MigrationError, TerminalError, TransientError
 from .metrics import MetricsPusher, Rate
 from .reject_file import RejectLog
@@ -49,7 +49,7 @@ class AgentCopyOptions:
 
 
 @dataclass
-class AgentCheckpoint:
+class AgentCheckpoint(CheckpointFile):
     """Where the copy stands: every agent sorted before ``agent_id`` is done."""
 
     agent_id: str = ""
@@ -64,23 +64,6 @@ class AgentCheckpoint:
     started_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
-
-    @classmethod
-    def load(cls, path: Path) -> AgentCheckpoint | None:
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError as error:
-            raise TerminalError(
-                f"checkpoint {path} is unreadable ({error}); move it away or run with fresh_start=true"
-            ) from error
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-    def save(self, path: Path) -> None:
-        self.updated_at = now_iso()
-        write_atomically(path, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
 
     def position(self) -> tuple[str, str, bool]:
         return self.agent_id, self.entry_id, self.agent_done

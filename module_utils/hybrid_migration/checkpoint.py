@@ -9,41 +9,29 @@ which every batch is acknowledged (the ``Watermark``).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import TerminalError
+from .run_state import write_atomically
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-@dataclass
-class Checkpoint:
-    """Progress of one copy; ``last_id`` is the resume point among string ids."""
+S = TypeVar("S", bound="CheckpointFile")
 
-    last_id: str | None = None
-    seen_at_last_id: int = 0
-    migrated: int = 0
-    rejected: int = 0
-    total: int = 0
-    started_at: str = field(default_factory=now_iso)
-    updated_at: str = field(default_factory=now_iso)
-    started_at_epoch_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    string_ids_done: bool = False
-    other_ids_migrated: int = 0
-    complete: bool = False
-    finished_at: str | None = None
-    collection: str = ""
-    batches: int = 0
-    caught_up_to_epoch_ms: int = 0
+
+class CheckpointFile:
+    """Load and save for a checkpoint dataclass: keys it does not know are ignored, writes are atomic."""
+
+    updated_at: str
 
     @classmethod
-    def load(cls, path: Path) -> Checkpoint | None:
+    def load(cls: type[S], path: Path) -> S | None:
         """The checkpoint at ``path``, None when there is none.
 
         Raises:
@@ -63,16 +51,30 @@ class Checkpoint:
             ) from error
 
     def save(self, path: Path) -> None:
-        """Write through a temporary file and rename, so a crash leaves the old or the new file."""
+        """Replace the file whole, so a crash leaves the old or the new checkpoint."""
         self.updated_at = now_iso()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with temporary.open("w") as handle:
-            json.dump(asdict(self), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        write_atomically(path, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", mode=0o644)
+
+
+@dataclass
+class Checkpoint(CheckpointFile):
+    """Progress of one copy; ``last_id`` is the resume point among string ids."""
+
+    last_id: str | None = None
+    seen_at_last_id: int = 0
+    migrated: int = 0
+    rejected: int = 0
+    total: int = 0
+    started_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    started_at_epoch_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    string_ids_done: bool = False
+    other_ids_migrated: int = 0
+    complete: bool = False
+    finished_at: str | None = None
+    collection: str = ""
+    batches: int = 0
+    caught_up_to_epoch_ms: int = 0
 
 
 @dataclass
