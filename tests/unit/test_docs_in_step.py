@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 from ansible.module_utils.hybrid_migration import seed
 from ansible.module_utils.hybrid_migration.settings import SourceModel
@@ -62,3 +64,58 @@ def test_run_migration_imports_only_playbooks_that_exist() -> None:
     plays = yaml.safe_load((ROOT / "run-migration.yml").read_text())
     for play in plays:
         assert Path(ROOT / play["ansible.builtin.import_playbook"]).exists()
+
+
+PLAYBOOK_PATH = re.compile(r"(?<![\w-])playbooks/([\w.-]+\.yml)")
+EXTRA_VARS = re.compile(r"(?:-e|--extra-vars)\s+('[^']*'|\"[^\"]*\"|[^\s`'\"]+)")
+# Where a variable an operator passes with -e must be read: outside docs, in the runbook itself.
+RUNBOOK_PLACES = ("roles", "playbooks", "inventories")
+
+
+def markdown_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def extra_var_names(text: str) -> set[str]:
+    """Names given with -e: `-e name=value`, `-e 'a=1 b=2'` and `-e '{"name": value}'`."""
+    names: set[str] = set()
+    for match in EXTRA_VARS.finditer(text):
+        argument = match.group(1).strip("'\"")
+        if argument.startswith("{"):
+            names |= set(re.findall(r'"(\w+)"\s*:', argument))
+        else:
+            names |= {token.split("=", 1)[0] for token in argument.split() if "=" in token}
+    return names
+
+
+def runbook_text() -> str:
+    """The text of everything that reads variables: roles, playbooks, inventories, run-migration.yml."""
+    paths = [ROOT / "run-migration.yml"]
+    for place in RUNBOOK_PLACES:
+        paths += [path for path in (ROOT / place).rglob("*") if path.is_file() and path.suffix != ".md"]
+    return "\n".join(path.read_text(errors="replace") for path in paths)
+
+
+def test_every_playbook_the_docs_name_exists() -> None:
+    missing = {
+        f"{path.relative_to(ROOT)}: playbooks/{name}"
+        for path in markdown_files()
+        for name in PLAYBOOK_PATH.findall(path.read_text())
+        if not (ROOT / "playbooks" / name).is_file()
+    }
+    assert sorted(missing) == []
+
+
+@pytest.mark.parametrize("page", ["migration-guide.md", "troubleshooting.md"])
+def test_every_extra_variable_the_guides_pass_is_read_by_the_runbook(page: str) -> None:
+    names = extra_var_names((ROOT / "docs" / page).read_text())
+    assert names, f"docs/{page} passes no -e variables; the pattern no longer matches"
+    text = runbook_text()
+    unread = sorted(name for name in names if not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text))
+    assert unread == [], f"docs/{page} passes variables nothing in the runbook reads: {unread}"
+
+
+def test_extra_variables_are_parsed_in_every_form_the_docs_use() -> None:
+    text = """-e batch_size=1000 [-e resume_from=ID] -e '{"sandbox_services": ["neo4j"]}'
+    `-e full_scan=true` --extra-vars "a=1 b=2" -e '{"resume_from": "media-1"}'"""
+    assert extra_var_names(text) == {"batch_size", "resume_from", "sandbox_services", "full_scan", "a", "b"}
