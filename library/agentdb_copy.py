@@ -14,9 +14,10 @@ description:
   - Reads the Redis layout agent by agent in id order. Agents come from the agents set through SSCAN, stray
     keys under the prefix are found with SCAN (never KEYS), experience streams are read in XRANGE ranges of
     O(batch_size) entries. O(key_patterns) changes where each record lives.
-  - Loads each batch in one transaction, by COPY into temporary staging tables and an upsert into the tables
-    that only touches rows whose values differ, then writes O(checkpoint_file) atomically with the agent and
-    stream entry id reached. An existing checkpoint is resumed; a complete one is not copied again (only
+  - Loads each batch in one transaction by COPY. A batch of rows PostgreSQL does not hold yet goes straight
+    into the tables; a batch that meets an existing row is rolled back and loaded through temporary staging
+    tables and an upsert that only touches rows whose values differ (so are the next 50 batches). Then it
+    writes O(checkpoint_file) atomically with the agent and stream entry id reached. An existing checkpoint is resumed; a complete one is not copied again (only
     verified); O(fresh_start) copies everything again, changing no row that is already equal.
   - Records that cannot move (a non-numeric or non-finite q-value or reward, malformed JSON, a missing
     field, a key of the wrong Redis type, an agent listed without a hash, text PostgreSQL cannot store) go to
@@ -175,6 +176,11 @@ checkpoint:
   type: dict
 retries:
   description: Transient failures retried.
+  returned: always
+  type: int
+batches_copied_straight:
+  description:
+    - Batches whose rows were all new, COPY'd straight into the tables; the others went through staging and the upsert.
   returned: always
   type: int
 """

@@ -87,6 +87,7 @@ class AgentCopyResult:
     reject_ratio: float = 0.0
     reject_threshold_exceeded: bool = False
     batches: int = 0
+    batches_copied_straight: int = 0
     retries: int = 0
     seconds: float = 0.0
     copy_seconds: float = 0.0
@@ -241,6 +242,7 @@ class AgentDBCopy:
             if self.metrics and self.metrics.started:
                 self.metrics.stop()
         self.result.retries += loader.retries
+        self.result.batches_copied_straight = loader.direct_batches
         checkpoint.complete = True
         checkpoint.finished_at = now_iso()
         checkpoint.save(options.checkpoint_file)

@@ -121,11 +121,15 @@ def _refuse_constant(name: str) -> Any:
     raise BadRecord("json_not_finite", f"contains {name}, which JSON and PostgreSQL do not allow")
 
 
+_STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+"""One decoder for every record: json.loads with an option builds a new decoder per call."""
+
+
 def json_text(value: bytes | str, what: str, kind: str) -> tuple[str, Any]:
     """The JSON text as it will be stored, and its parsed value."""
     raw = text(value, what)
     try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant)
+        parsed = _STRICT_JSON.decode(raw)
     except BadRecord as error:
         raise BadRecord(kind, f"{what} {error.reason}") from error
     except ValueError as error:
@@ -254,8 +258,8 @@ def parse_experience(agent_id: str, entry_id: bytes | str, raw: dict[bytes, byte
                 and "\\u0000" not in state_text
                 and "\\u0000" not in next_text
             ):
-                json.loads(state_text, parse_constant=_refuse_constant)
-                json.loads(next_text, parse_constant=_refuse_constant)
+                _STRICT_JSON.decode(state_text)
+                _STRICT_JSON.decode(next_text)
                 number = float(reward)
                 moment = int(ts)
                 if math.isfinite(number) and -62135596800000 <= moment <= 253402300799999:

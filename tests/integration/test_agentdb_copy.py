@@ -152,6 +152,8 @@ def test_the_copy_equals_redis_field_by_field_and_names_every_bad_record(fresh) 
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] and result["complete"]
     assert result["schema"]["current_version"] == 1
+    # A first copy goes straight into the tables, but for the batch with a row PostgreSQL refuses (row by row).
+    assert result["batches_copied_straight"] == result["batches"] - 1, result["batches"]
     verification = result["verification"]
     assert verification["equal"], verification
     assert all(table["equal"] for table in verification["tables"].values())
@@ -179,6 +181,7 @@ def test_re_runs_change_nothing(fresh) -> None:
     fresh_start = run_module("agentdb_copy", copy_args(fresh_start=True))
     assert not fresh_start["changed"], fresh_start["changed_rows"]
     assert sum(fresh_start["loaded_this_run"].values()) > 0 and not any(fresh_start["changed_rows"].values())
+    assert fresh_start["batches_copied_straight"] == 0  # every batch met its rows: staging and the upsert
     checked = run_module("agentdb_copy", copy_args(), check=True)
     assert not checked["changed"] and checked["verification"]["equal"]
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
-from ansible.module_utils.hybrid_migration.agentdb_load import copy_text, decode_field, encode_rows, row_key
+from ansible.module_utils.hybrid_migration.agentdb_load import (
+    copy_text,
+    copy_timestamp,
+    decode_field,
+    encode_rows,
+    row_key,
+)
 from ansible.module_utils.hybrid_migration.agentdb_records import (
     BadRecord,
     canonical_json,
@@ -87,6 +95,14 @@ def test_copy_payload_escapes_and_names_rows() -> None:
     assert decode_field(copy_text("a\\b\tc\nd")) == "a\\b\tc\nd"
     key, agent = row_key("experiences", payload.rstrip(b"\n"), AgentLayout().agent_keys)
     assert (key, agent) == ("agentdb:agent:ag\tent:experiences 1-0", "ag\tent")
+
+
+@pytest.mark.parametrize("epoch_ms", [0, 5, 1735689600123, -1, -62135596800000, 253402300799999, 951782400999])
+def test_copy_timestamps_are_the_utc_instant_of_the_epoch_milliseconds(epoch_ms: int) -> None:
+    text = copy_timestamp(epoch_ms)
+    assert text == copy_timestamp(epoch_ms)  # the cached second gives the same text
+    moment = datetime.strptime(text.replace("+00", "+0000"), "%Y-%m-%d %H:%M:%S.%f%z")
+    assert datetime_to_ms(moment) == epoch_ms
 
 
 def test_key_patterns_must_name_the_agent() -> None:
