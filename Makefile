@@ -80,7 +80,7 @@ unit: venv
 	$(BIN)/pytest tests/unit reference_engine/tests
 
 integration: sandbox
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest tests/integration --durations=25
 
 molecule: sandbox
 	@for scenario in sandbox preflight migrate_embeddings migrate_agentdb zero_downtime; do $(BIN)/molecule test -s $$scenario || exit 1; done
