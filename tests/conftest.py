@@ -6,8 +6,13 @@ the ``module_utils`` setting of ansible.cfg. Tests extend the package path the s
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ansible.module_utils
 
@@ -19,26 +24,51 @@ for extra in ("filter_plugins", "library"):
         sys.path.insert(0, str(ROOT / extra))
 
 
-def collection_module_options(name: str) -> set[str]:
-    """Option names and aliases of an installed collection module, doc fragments included."""
-    from ansible.plugins.loader import fragment_loader, module_loader
-    from ansible.utils.plugin_docs import get_docstring
+def ansible_playbook(
+    playbook: str, *arguments: str, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a playbook of this project as an operator would, with its ansible.cfg; output captured."""
+    env = {**(os.environ if environment is None else environment)}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, *arguments]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
-    context = module_loader.find_plugin_with_context(name)
-    assert context.resolved, f"module {name} is not installed"
-    collection = ".".join(name.split(".")[:2])
-    documentation, *_ = get_docstring(context.plugin_resolved_path, fragment_loader, collection_name=collection)
+
+def collection_module_documentation(*names: str) -> dict[str, dict[str, Any]]:
+    """Installed collection modules' documentation by name, doc fragments merged in, from ansible-doc."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", *names],
+        cwd=ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = {name: entry["doc"] for name, entry in json.loads(done.stdout).items()}
+    assert set(found) == set(names), f"not installed: {sorted(set(names) - set(found))}"
+    return found
+
+
+def documented_options(documentation: dict[str, Any]) -> set[str]:
+    """The option names a module accepts: each documented option and its aliases."""
     options = documentation["options"]
     return set(options) | {alias for option in options.values() for alias in option.get("aliases", [])}
 
 
-def tasks_using(tasks: list, prefix: str) -> list[tuple[str, str, dict]]:
-    """(task name, module, arguments) of every task, blocks included, whose module starts with ``prefix``."""
-    found = []
+def walk_tasks(
+    tasks: list[dict[str, Any]], guards: tuple[str, ...] = ()
+) -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
+    """Every task of a task file, blocks included, with the `when` of the blocks around it.
+
+    A block that sets module_defaults is yielded too, after its tasks.
+    """
     for task in tasks:
-        for key in ("block", "rescue", "always"):
-            found.extend(tasks_using(task.get(key) or [], prefix))
-        for key, arguments in task.items():
-            if key.startswith(prefix):
-                found.append((task.get("name", ""), key, arguments))
-    return found
+        if "block" in task:
+            inner = (*guards, str(task.get("when", "")))
+            for key in ("block", "rescue", "always"):
+                yield from walk_tasks(task.get(key, []), inner)
+            if "module_defaults" in task:
+                yield task, guards
+        else:
+            yield task, guards

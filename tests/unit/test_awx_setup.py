@@ -3,27 +3,23 @@
 There is no AWX here. Check mode renders every object to objects.yml and contacts no controller, so the
 tests read that file: a job template per phase tag found in the playbooks, surveys naming variables the
 phases really read with the roles' own defaults, and no secret anywhere. The awx.awx tasks are checked
-against the installed modules' documented options (ansible-doc), and one run against a closed port shows
+against the installed modules' documented options (as ansible-doc shows them), and one run against a closed port shows
 the modules are really called, with accepted arguments, when a controller is asked.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, ansible_playbook, collection_module_documentation, documented_options, walk_tasks
 
-BIN = Path(sys.executable).parent
 TASKS = ROOT / "roles" / "awx_setup" / "tasks" / "main.yml"
 SECRETS = {
     "neo4j_password": "neo4j-marker-5d1c",
@@ -71,9 +67,7 @@ PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 def playbook(*arguments: str, inventory: str = "inventories/local") -> subprocess.CompletedProcess[str]:
     """ansible-playbook awx-setup.yml, with no controller in the environment."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith(("CONTROLLER_", "TOWER_"))}
-    environment.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    command = [str(BIN / "ansible-playbook"), "playbooks/awx-setup.yml", "-i", inventory, *arguments]
-    return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    return ansible_playbook("playbooks/awx-setup.yml", "-i", inventory, *arguments, environment=environment)
 
 
 def extra_variables(values: dict[str, str]) -> list[str]:
@@ -98,17 +92,8 @@ def objects(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> dict[st
 @pytest.fixture(scope="module")
 def module_documentation() -> dict[str, Any]:
     """Each awx.awx module the tasks use, as ansible-doc shows it (fragments merged in)."""
-    names = sorted({name for task, _ in awx_tasks() for name in task if name.startswith("awx.awx.")})
-    done = subprocess.run(
-        [str(BIN / "ansible-doc"), "--json", *names],
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return {name: entry["doc"] for name, entry in json.loads(done.stdout).items()}
+    names = {name for task, _ in awx_tasks() for name in task if name.startswith("awx.awx.")}
+    return collection_module_documentation(*sorted(names))
 
 
 def phase_tags() -> dict[str, str]:
@@ -122,21 +107,8 @@ def phase_tags() -> dict[str, str]:
     return tags
 
 
-def walk(tasks: list[dict[str, Any]], guards: tuple[str, ...] = ()) -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
-    """Every task with the `when` of the blocks around it."""
-    for task in tasks:
-        if "block" in task:
-            inner = (*guards, str(task.get("when", "")))
-            for key in ("block", "rescue", "always"):
-                yield from walk(task.get(key, []), inner)
-            if "module_defaults" in task:
-                yield task, guards
-        else:
-            yield task, guards
-
-
 def awx_tasks() -> list[tuple[dict[str, Any], tuple[str, ...]]]:
-    tasks = walk(yaml.safe_load(TASKS.read_text()))
+    tasks = walk_tasks(yaml.safe_load(TASKS.read_text()))
     return [(task, guards) for task, guards in tasks if any(name.startswith("awx.awx.") for name in task)]
 
 
@@ -291,7 +263,7 @@ def test_awx_tasks_use_only_options_the_modules_document(module_documentation: d
     for task, _ in awx_tasks():
         (module,) = [name for name in task if name.startswith("awx.awx.")]
         options = module_documentation[module]["options"]
-        accepted = set(options) | {alias for option in options.values() for alias in option.get("aliases", [])}
+        accepted = documented_options(module_documentation[module])
         arguments = task[module]
         assert set(arguments) <= accepted, f"{task['name']}: {module} has no {sorted(set(arguments) - accepted)}"
         required = {name for name, option in options.items() if option.get("required")}
@@ -331,7 +303,7 @@ def test_the_rendered_objects_are_what_the_tasks_send(
 
 def test_awx_modules_run_only_when_a_controller_is_meant(module_documentation: dict[str, Any]) -> None:
     auth = set(module_documentation["awx.awx.organization"]["options"])
-    blocks = [task for task, _ in walk(yaml.safe_load(TASKS.read_text())) if "module_defaults" in task]
+    blocks = [task for task, _ in walk_tasks(yaml.safe_load(TASKS.read_text())) if "module_defaults" in task]
     (block,) = blocks
     assert set(block["module_defaults"]) == {"group/awx.awx.controller"}
     assert set(block["module_defaults"]["group/awx.awx.controller"]) <= auth

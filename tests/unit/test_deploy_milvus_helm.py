@@ -4,15 +4,13 @@ renders are what can be tested. Uses the production example inventory, as an ope
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.hybrid_migration.milvus_helm import CHART_VERSION, unknown_keys
-from conftest import ROOT, collection_module_options, tasks_using
+from conftest import ROOT, ansible_playbook, collection_module_documentation, documented_options, walk_tasks
 
 VAULT = [f"vault_{name}_password=from-the-vault" for name in ("neo4j", "milvus", "postgres", "redis")]
 INVENTORY = yaml.safe_load((ROOT / "inventories/example-production/group_vars/all/milvus.yml").read_text())
@@ -20,12 +18,10 @@ DEFAULTS = yaml.safe_load((ROOT / "roles/deploy_milvus/defaults/main.yml").read_
 
 
 def dry_run(state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    command = [f"{os.path.dirname(sys.executable)}/ansible-playbook", "playbooks/deploy-milvus.yml", "--check"]
-    command += ["-i", "inventories/example-production", "-e", f"migration_state_dir={state_dir}"]
-    for variable in [*VAULT, *extra]:
-        command += ["-e", variable]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    variables = [part for variable in [f"migration_state_dir={state_dir}", *VAULT, *extra] for part in ("-e", variable)]
+    return ansible_playbook(
+        "playbooks/deploy-milvus.yml", "--check", "-i", "inventories/example-production", *variables
+    )
 
 
 def task_outcome(output: str, name: str) -> str:
@@ -113,12 +109,18 @@ def test_the_pinned_chart_is_the_one_whose_keys_are_checked_and_runs_the_sandbox
 
 def test_every_kubernetes_task_uses_options_the_installed_module_has() -> None:
     tasks = yaml.safe_load((ROOT / "roles/deploy_milvus/tasks/helm.yml").read_text())
-    used = tasks_using(tasks, "kubernetes.core.")
+    used = [
+        (task["name"], key, task[key])
+        for task, _ in walk_tasks(tasks)
+        for key in task
+        if key.startswith("kubernetes.core.")
+    ]
     assert {module for _, module, _ in used} == {
         "kubernetes.core.helm_repository",
         "kubernetes.core.helm",
         "kubernetes.core.k8s_info",
     }
+    documentation = collection_module_documentation(*sorted({module for _, module, _ in used}))
     for name, module, arguments in used:
-        unknown = set(arguments) - collection_module_options(module)
+        unknown = set(arguments) - documented_options(documentation[module])
         assert unknown == set(), f"{name}: {module} has no option {sorted(unknown)}"

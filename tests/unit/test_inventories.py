@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ansible_playbook
 
 VAULT = [f"-e vault_{name}_password=from-the-vault" for name in ("neo4j", "milvus", "postgres", "redis")]
 
 
 def checks(inventory: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    command = [f"{os.path.dirname(sys.executable)}/ansible-playbook", "playbooks/checks.yml", "-i", inventory]
-    command += [part for item in extra for part in item.split(" ", 1)]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    arguments = [part for item in extra for part in item.split(" ", 1)]
+    return ansible_playbook("playbooks/checks.yml", "-i", inventory, *arguments)
 
 
 @pytest.mark.parametrize("inventory", ["inventories/local", "inventories/example-production"])
