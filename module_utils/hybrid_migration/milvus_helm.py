@@ -212,6 +212,9 @@ COORDINATORS = {
 STORAGE = {
     "etcd": ("etcd", "persistence", "size"),
     "minio": ("minio", "persistence", "size"),
+    "pulsar_journal": ("pulsar", "bookkeeper", "volumes", "journal", "size"),
+    "pulsar_ledgers": ("pulsar", "bookkeeper", "volumes", "ledgers", "size"),
+    "pulsar_zookeeper": ("pulsar", "zookeeper", "volumes", "data", "size"),
 }
 RESOURCE_KINDS = {"requests", "limits"}
 SECRET_KEYS = {"accessKey", "secretKey", "password", "token"}
@@ -259,12 +262,6 @@ def render_values(
     for name, path in STORAGE.items():
         if storage.get(name):
             _set(values, path, str(storage[name]))
-    if storage.get("pulsar_journal"):
-        _set(values, ("pulsar", "bookkeeper", "volumes", "journal", "size"), str(storage["pulsar_journal"]))
-    if storage.get("pulsar_ledgers"):
-        _set(values, ("pulsar", "bookkeeper", "volumes", "ledgers", "size"), str(storage["pulsar_ledgers"]))
-    if storage.get("pulsar_zookeeper"):
-        _set(values, ("pulsar", "zookeeper", "volumes", "data", "size"), str(storage["pulsar_zookeeper"]))
     if extra_values:
         _merge(values, extra_values)
     secrets = [path for path in _paths(values) if path.rsplit(".", 1)[-1] in SECRET_KEYS]
@@ -305,8 +302,7 @@ def topology_problems(
             problems.append(f"resources for unknown component {name!r}")
         elif block and (not isinstance(block, Mapping) or set(block) - RESOURCE_KINDS):
             problems.append(f"resources of {name} take only requests and limits")
-    known_storage = set(STORAGE) | {"pulsar_journal", "pulsar_ledgers", "pulsar_zookeeper"}
-    problems.extend(f"storage for unknown volume {name!r}" for name in sorted(set(storage) - known_storage))
+    problems.extend(f"storage for unknown volume {name!r}" for name in sorted(set(storage) - set(STORAGE)))
     return problems
 
 
